@@ -1,0 +1,62 @@
+"""Manager configuration and image-reference normalisation."""
+
+from __future__ import annotations
+
+import attrs
+
+from .types import MountSpec
+
+__all__ = ["DEFAULT_IMAGE", "ManagerConfig", "normalize_image_ref"]
+
+DEFAULT_IMAGE = "memohai/mcp:latest"
+
+
+def normalize_image_ref(ref: str) -> str:
+    """Qualify a short Docker Hub name the way containerd needs it.
+
+    ``busybox`` becomes ``docker.io/library/busybox``, ``memohai/mcp:latest``
+    becomes ``docker.io/memohai/mcp:latest``; a reference whose first path
+    segment is a host (has a ``.`` or ``:``, or is ``localhost``) is kept.
+    """
+    first, sep, _ = ref.partition("/")
+    if not sep:
+        return "docker.io/library/" + ref
+    if "." in first or ":" in first or first == "localhost":
+        return ref
+    return "docker.io/" + ref
+
+
+def _mounts(value: object) -> tuple[MountSpec, ...]:
+    return tuple(value)  # type: ignore[call-overload]
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError("expected a sequence of strings, got a single str")
+    return tuple(value)  # type: ignore[call-overload]
+
+
+@attrs.frozen
+class ManagerConfig:
+    """Settings of a :class:`mcpmanager.Manager`; all have working defaults.
+
+    ``data_root`` holds host-side files (resolv.conf fallback, backups);
+    ``extra_mounts`` and ``env`` are added to every bot container.
+    """
+
+    image: str = DEFAULT_IMAGE
+    registry: str = ""
+    snapshotter: str = ""
+    data_root: str = "data"
+    cni_bin_dir: str = "/opt/cni/bin"
+    cni_conf_dir: str = "/etc/cni/net.d"
+    grpc_port: int = 9090
+    extra_mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=_mounts)
+    env: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+
+    def image_ref(self) -> str:
+        """The reference bots are created from: registry mirror prefix, or normalised."""
+        image = self.image or DEFAULT_IMAGE
+        if self.registry:
+            return f"{self.registry}/{image}"
+        return normalize_image_ref(image)

@@ -1,0 +1,211 @@
+"""Value types passed between the Manager and a ContainerService.
+
+All are frozen attrs classes with slots: cheap to build, hashable where their
+fields are, and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import attrs
+
+__all__ = [
+    "ContainerInfo",
+    "ContainerSpec",
+    "CreateContainerRequest",
+    "DeleteContainerOptions",
+    "DeleteTaskOptions",
+    "ImageInfo",
+    "MountInfo",
+    "MountSpec",
+    "NetworkResult",
+    "NetworkSetupRequest",
+    "PullImageOptions",
+    "PullProgress",
+    "SnapshotInfo",
+    "StopTaskOptions",
+    "TaskInfo",
+    "TaskStatus",
+]
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+def _tuple(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError("expected a sequence of strings, got a single str")
+    return tuple(value or ())  # type: ignore[call-overload]
+
+
+class TaskStatus(enum.Enum):
+    """State of a container's task (its running process), as containerd reports it."""
+
+    UNKNOWN = "unknown"
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+
+
+@attrs.frozen
+class ContainerInfo:
+    """A container record: metadata only, independent of whether a task runs."""
+
+    id: str
+    image: str
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    snapshotter: str = ""
+    snapshot_key: str = ""
+    runtime: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@attrs.frozen
+class ImageInfo:
+    """A local image; ``id`` is its target digest (``sha256:...``)."""
+
+    name: str
+    id: str
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@attrs.frozen
+class TaskInfo:
+    """The task of one container."""
+
+    container_id: str
+    id: str
+    pid: int
+    status: TaskStatus
+    exit_code: int = 0
+
+
+@attrs.frozen
+class SnapshotInfo:
+    """A snapshot in a snapshotter; ``kind`` is ``active``, ``committed`` or ``view``."""
+
+    name: str
+    parent: str
+    kind: str
+    created: datetime | None = None
+    updated: datetime | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+@attrs.frozen
+class MountInfo:
+    """One mount that makes up a snapshot's filesystem (as mount(2) takes it)."""
+
+    type: str
+    source: str
+    target: str = ""
+    options: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@attrs.frozen
+class MountSpec:
+    """A mount to add to a container's runtime spec."""
+
+    destination: str
+    type: str
+    source: str
+    options: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@attrs.frozen
+class ContainerSpec:
+    """What the container runs and with which environment and mounts.
+
+    ``cmd`` empty means the image's own entrypoint and command.
+    """
+
+    cmd: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    env: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    workdir: str = ""
+    user: str = ""
+    mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=tuple)
+    dns: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    tty: bool = False
+
+
+@attrs.frozen
+class CreateContainerRequest:
+    """Everything a backend needs to create a container.
+
+    With ``snapshot_id`` set (``create_container_from_snapshot``), the
+    container uses that existing active snapshot as its root filesystem;
+    otherwise a new one named after the container is prepared from the image.
+    """
+
+    id: str
+    image_ref: str
+    snapshot_id: str = ""
+    snapshotter: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    spec: ContainerSpec = attrs.field(factory=ContainerSpec)
+
+
+@attrs.frozen
+class NetworkSetupRequest:
+    """Which container's network to set up or tear down, and where CNI lives."""
+
+    container_id: str
+    pid: int = 0
+    cni_bin_dir: str = ""
+    cni_conf_dir: str = ""
+
+
+@attrs.frozen
+class NetworkResult:
+    """The outcome of a network setup: the container's first non-loopback IP."""
+
+    ip: str
+
+
+@attrs.frozen
+class PullProgress:
+    """Progress of one layer (or other blob) during a pull."""
+
+    ref: str
+    digest: str
+    done: int
+    total: int
+
+
+@attrs.frozen
+class PullImageOptions:
+    """How to pull: unpack into ``snapshotter`` and report progress per blob."""
+
+    unpack: bool = True
+    snapshotter: str = ""
+    progress: Callable[[PullProgress], None] | None = None
+
+
+@attrs.frozen
+class StopTaskOptions:
+    """How to stop a task: ``signal``, wait up to ``timeout`` s, then SIGKILL if ``force``."""
+
+    signal: int = int(signal.SIGTERM)
+    timeout: float = 10.0
+    force: bool = False
+
+
+@attrs.frozen
+class DeleteTaskOptions:
+    """``force`` kills a task that still runs before deleting it."""
+
+    force: bool = False
+
+
+@attrs.frozen
+class DeleteContainerOptions:
+    """``cleanup_snapshot`` also removes the container's active snapshot."""
+
+    cleanup_snapshot: bool = True
