@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from .types import MountSpec
+from .types import MountSpec, as_mount_tuple, as_str_tuple
 
 __all__ = ["DEFAULT_IMAGE", "ManagerConfig", "normalize_image_ref"]
 
@@ -26,16 +26,6 @@ def normalize_image_ref(ref: str) -> str:
     return "docker.io/" + ref
 
 
-def _mounts(value: object) -> tuple[MountSpec, ...]:
-    return tuple(value)  # type: ignore[call-overload]
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        raise TypeError("expected a sequence of strings, got a single str")
-    return tuple(value)  # type: ignore[call-overload]
-
-
 @attrs.frozen
 class ManagerConfig:
     """Settings of a :class:`mcpmanager.Manager`; all have working defaults.
@@ -51,8 +41,8 @@ class ManagerConfig:
     cni_bin_dir: str = "/opt/cni/bin"
     cni_conf_dir: str = "/etc/cni/net.d"
     grpc_port: int = 9090
-    extra_mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=_mounts)
-    env: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    extra_mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=as_mount_tuple)
+    env: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
 
     def image_ref(self) -> str:
         """The reference bots are created from: registry mirror prefix, or normalised."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 import attrs
@@ -30,6 +30,8 @@ __all__ = [
     "StopTaskOptions",
     "TaskInfo",
     "TaskStatus",
+    "as_mount_tuple",
+    "as_str_tuple",
 ]
 
 
@@ -37,10 +39,16 @@ def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
 
 
-def _tuple(value: object) -> tuple[str, ...]:
+def as_str_tuple(value: Iterable[str] | None) -> tuple[str, ...]:
+    """Attrs converter: any iterable of strings (but not a lone str) to a tuple."""
     if isinstance(value, str):
         raise TypeError("expected a sequence of strings, got a single str")
-    return tuple(value or ())  # type: ignore[call-overload]
+    return tuple(value or ())
+
+
+def as_mount_tuple(value: Iterable[MountSpec]) -> tuple[MountSpec, ...]:
+    """Attrs converter: any iterable of MountSpec to a tuple."""
+    return tuple(value)
 
 
 class TaskStatus(enum.Enum):
@@ -73,7 +81,7 @@ class ImageInfo:
 
     name: str
     id: str
-    tags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
 
 
 @attrs.frozen
@@ -106,7 +114,7 @@ class MountInfo:
     type: str
     source: str
     target: str = ""
-    options: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    options: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
 
 
 @attrs.frozen
@@ -116,7 +124,7 @@ class MountSpec:
     destination: str
     type: str
     source: str
-    options: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    options: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
 
 
 @attrs.frozen
@@ -126,12 +134,12 @@ class ContainerSpec:
     ``cmd`` empty means the image's own entrypoint and command.
     """
 
-    cmd: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    env: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    cmd: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
+    env: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
     workdir: str = ""
     user: str = ""
-    mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=tuple)
-    dns: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=as_mount_tuple)
+    dns: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
     tty: bool = False
 
 

@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.harness.containerd",
     "tests.harness.registry",
     "tests.harness.postgres",
+    "tests.fakes",
 ]

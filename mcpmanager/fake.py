@@ -1,0 +1,720 @@
+"""An in-memory ContainerService for tests, notebooks and laptops without containerd.
+
+:class:`FakeContainerService` behaves like the containerd backend as far as the
+Manager can tell: the same validation, the same errors, snapshots stored as real
+directories (so data export, import and versions move real files), loopback
+addresses as container IPs and, with ``agents=True``, a real agent serving each
+running container. Fault injection (:meth:`FakeContainerService.fail`,
+``remote_unreachable``, ``mounts_supported``) and a call log (``calls``) make
+failure paths easy to test.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
+
+import attrs
+
+from . import errors
+from .config import normalize_image_ref
+from .types import (
+    ContainerInfo,
+    CreateContainerRequest,
+    DeleteContainerOptions,
+    DeleteTaskOptions,
+    ImageInfo,
+    MountInfo,
+    NetworkResult,
+    NetworkSetupRequest,
+    PullImageOptions,
+    PullProgress,
+    SnapshotInfo,
+    StopTaskOptions,
+    TaskInfo,
+    TaskStatus,
+)
+
+__all__ = ["DEFAULT_SNAPSHOTTER", "Call", "FakeContainerService"]
+
+log = logging.getLogger("mcpmanager.fake")
+
+DEFAULT_SNAPSHOTTER = "overlayfs"
+RUNTIME = "io.containerd.runc.v2"
+AGENT_PORT = 9090
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Call(NamedTuple):
+    """One recorded protocol call: method name, positional and keyword arguments."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _Agent(Protocol):
+    def stop(self, grace: float | None = ...) -> None: ...
+
+
+@attrs.define
+class _Snapshot:
+    name: str
+    parent: str
+    kind: str
+    path: str
+    labels: dict[str, str]
+    created: datetime
+    updated: datetime
+
+    def info(self) -> SnapshotInfo:
+        return SnapshotInfo(
+            name=self.name,
+            parent=self.parent,
+            kind=self.kind,
+            created=self.created,
+            updated=self.updated,
+            labels=self.labels,
+        )
+
+
+@attrs.define
+class _Task:
+    pid: int
+    status: TaskStatus
+    exit_code: int = 0
+
+
+@attrs.define
+class _Fault:
+    error: BaseException | type[BaseException]
+    remaining: int
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _digest_of(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _require(value: str, what: str) -> None:
+    if not value:
+        raise errors.InvalidArgument(f"{what} must not be empty")
+
+
+class _LoopbackAllocator:
+    """Hands out 127.x.y.z addresses, unique within this process.
+
+    The second octet is derived from the process ID so that two test processes
+    running fakes with agents at once rarely pick the same address and port.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_use: set[str] = set()
+        base = 64 + os.getpid() % 128
+        self._candidates = (
+            f"127.{base}.{hi}.{lo}" for hi in itertools.cycle(range(256)) for lo in range(2, 255)
+        )
+
+    def allocate(self) -> str:
+        with self._lock:
+            for ip in self._candidates:
+                if ip not in self._in_use:
+                    self._in_use.add(ip)
+                    return ip
+        raise AssertionError("unreachable")  # pragma: no cover - the generator is endless
+
+    def release(self, ip: str) -> None:
+        with self._lock:
+            self._in_use.discard(ip)
+
+
+_ADDRESSES = _LoopbackAllocator()
+
+
+def _operation(method: Callable[P, R]) -> Callable[P, R]:
+    """Record the call in ``calls`` and raise an injected fault if one is due."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        self = args[0]
+        assert isinstance(self, FakeContainerService)
+        self._enter(method.__name__, args[1:], dict(kwargs))
+        return method(*args, **kwargs)
+
+    return wrapper
+
+
+class FakeContainerService:
+    """A complete in-memory :class:`~mcpmanager.service.ContainerService`.
+
+    ``root`` is where snapshot directories live (a temporary directory, removed
+    by :meth:`close`, when None). With ``agents=True`` every running container
+    with a network gets a real agent on its loopback IP and port 9090, rooted at
+    its snapshot directory. Thread-safe.
+    """
+
+    def __init__(self, *, root: str | os.PathLike[str] | None = None, agents: bool = False) -> None:
+        self._owns_root = root is None
+        self._root = os.fspath(root) if root is not None else tempfile.mkdtemp(prefix="mcp-fake-")
+        os.makedirs(self._root, exist_ok=True)
+        self._agents_enabled = agents
+        self._lock = threading.RLock()
+        self._images: dict[str, ImageInfo] = {}
+        self._remote: dict[str, str] = {}
+        self._containers: dict[str, ContainerInfo] = {}
+        self._specs: dict[str, CreateContainerRequest] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._snapshots: dict[str, dict[str, _Snapshot]] = {}
+        self._ips: dict[str, str] = {}
+        self._agents: dict[str, _Agent] = {}
+        self._faults: dict[str, list[_Fault]] = {}
+        self._pids = itertools.count(4000)
+        self._dirs = itertools.count(1)
+        self._closed = False
+        self.calls: list[Call] = []
+        """Every protocol call made, in order."""
+        self.remote_unreachable = False
+        """When True, the simulated registry cannot be reached (pull and resolve fail)."""
+        self.mounts_supported = True
+        """When False, :meth:`snapshot_mounts` raises NotSupported (like a VM backend)."""
+
+    # -- test controls -------------------------------------------------------
+
+    @property
+    def root(self) -> str:
+        """Directory holding the snapshot directories."""
+        return self._root
+
+    def fail(self, method: str, error: BaseException | type[BaseException], times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` raise ``error``.
+
+        Faults queue up: a second ``fail`` for the same method takes effect
+        after the first is used up.
+        """
+        if not callable(getattr(self, method, None)) or method.startswith("_"):
+            raise errors.InvalidArgument(f"FakeContainerService has no method {method!r}")
+        if times < 1:
+            raise errors.InvalidArgument("times must be at least 1")
+        with self._lock:
+            self._faults.setdefault(method, []).append(_Fault(error, times))
+
+    def set_remote_digest(self, ref: str, digest: str) -> None:
+        """Make the simulated registry serve ``digest`` for ``ref`` from now on."""
+        _require(ref, "image ref")
+        if not digest.startswith("sha256:"):
+            raise errors.InvalidArgument(f"digest {digest!r} must start with 'sha256:'")
+        with self._lock:
+            self._remote[normalize_image_ref(ref)] = digest
+
+    def set_local_digest(self, ref: str, digest: str) -> None:
+        """Pretend the local copy of ``ref`` has ``digest`` (adding the image if absent)."""
+        _require(ref, "image ref")
+        with self._lock:
+            old = self._images.get(ref)
+            self._images[ref] = ImageInfo(name=ref, id=digest, tags=old.tags if old else ())
+
+    def snapshot_path(self, snapshotter: str, key: str) -> str:
+        """The directory holding snapshot ``key``'s files (NotFound if it does not exist)."""
+        return self._snapshot(snapshotter, key).path
+
+    def count(self, method: str) -> int:
+        """How many times ``method`` has been called."""
+        return sum(1 for c in self.calls if c.method == method)
+
+    def _enter(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls.append(Call(method, args, kwargs))
+            queue = self._faults.get(method)
+            if not queue:
+                return
+            fault = queue[0]
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                queue.pop(0)
+            error = fault.error
+        raise error
+
+    # -- images --------------------------------------------------------------
+
+    def _remote_digest(self, ref: str) -> str:
+        if self.remote_unreachable:
+            raise errors.Unavailable(f"registry for {ref} is unreachable")
+        return self._remote.get(normalize_image_ref(ref)) or _digest_of(normalize_image_ref(ref))
+
+    @_operation
+    def pull_image(self, ref: str, opts: PullImageOptions | None = None) -> ImageInfo:
+        """Fetch ``ref`` from the simulated registry, replacing the local copy."""
+        _require(ref, "image ref")
+        opts = opts or PullImageOptions()
+        with self._lock:
+            digest = self._remote_digest(ref)
+            image = ImageInfo(name=ref, id=digest, tags=(ref.rpartition(":")[2],))
+            self._images[ref] = image
+            if opts.unpack:
+                self._image_rootfs(opts.snapshotter or DEFAULT_SNAPSHOTTER, image)
+        if opts.progress is not None:
+            opts.progress(PullProgress(ref=ref, digest=digest, done=0, total=1))
+            opts.progress(PullProgress(ref=ref, digest=digest, done=1, total=1))
+        return image
+
+    def _lookup_image(self, ref: str) -> ImageInfo:
+        for candidate in (ref, normalize_image_ref(ref)):
+            if candidate in self._images:
+                return self._images[candidate]
+        raise errors.NotFound(f"image {ref} not found")
+
+    @_operation
+    def get_image(self, ref: str) -> ImageInfo:
+        """Return the local image ``ref``, trying its ``docker.io/library/`` form too."""
+        _require(ref, "image ref")
+        with self._lock:
+            return self._lookup_image(ref)
+
+    @_operation
+    def list_images(self) -> list[ImageInfo]:
+        """Return every local image."""
+        with self._lock:
+            return list(self._images.values())
+
+    @_operation
+    def delete_image(self, ref: str, synchronous: bool = False) -> None:
+        """Forget the local image ``ref``."""
+        del synchronous
+        _require(ref, "image ref")
+        with self._lock:
+            image = self._lookup_image(ref)
+            del self._images[image.name]
+
+    @_operation
+    def resolve_remote_digest(self, ref: str) -> str:
+        """Return the digest the simulated registry serves for ``ref``."""
+        _require(ref, "image ref")
+        with self._lock:
+            return self._remote_digest(ref)
+
+    @_operation
+    def import_image(
+        self, archive: str | os.PathLike[str] | BinaryIO, ref: str | None = None
+    ) -> ImageInfo:
+        """Register the image described by an OCI-layout or ``docker save`` tar archive."""
+        name, digest = _read_archive_index(archive)
+        name = ref or name
+        if not name:
+            raise errors.InvalidArgument("archive names no image; pass ref=")
+        image = ImageInfo(name=name, id=digest, tags=(name.rpartition(":")[2],))
+        with self._lock:
+            self._images[name] = image
+        return image
+
+    def _image_rootfs(self, snapshotter: str, image: ImageInfo) -> str:
+        """Committed snapshot standing for the unpacked image (empty /data tree)."""
+        key = "sha256:" + hashlib.sha256(image.id.encode()).hexdigest()
+        snaps = self._snapshots.setdefault(snapshotter, {})
+        if key not in snaps:
+            snap = self._new_snapshot(snapshotter, key, parent="", kind="committed")
+            for sub in ("data", "etc", "tmp"):
+                os.makedirs(os.path.join(snap.path, sub), exist_ok=True)
+        return key
+
+    # -- containers ----------------------------------------------------------
+
+    @_operation
+    def create_container(self, req: CreateContainerRequest) -> ContainerInfo:
+        """Create a container with a fresh active snapshot (keyed by its ID) from its image."""
+        _require(req.id, "container ID")
+        _require(req.image_ref, "image ref")
+        snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
+        with self._lock:
+            self._check_new_container(req.id)
+            image = self._lookup_image(req.image_ref)
+            if req.id in self._snapshots.get(snapshotter, {}):
+                raise errors.AlreadyExists(
+                    f"snapshot {req.id} already exists in {snapshotter}; "
+                    "it may hold an earlier container's data and is left untouched"
+                )
+            parent = self._image_rootfs(snapshotter, image)
+            self._new_snapshot(snapshotter, req.id, parent=parent, kind="active")
+            return self._add_container(req, snapshotter, req.id)
+
+    @_operation
+    def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
+        """Create a container on the existing active snapshot ``req.snapshot_id``."""
+        _require(req.id, "container ID")
+        _require(req.snapshot_id, "snapshot ID")
+        snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
+        with self._lock:
+            self._check_new_container(req.id)
+            snap = self._snapshot(snapshotter, req.snapshot_id)
+            if snap.kind != "active":
+                raise errors.FailedPrecondition(
+                    f"snapshot {req.snapshot_id} is {snap.kind}; a container needs an active one"
+                )
+            return self._add_container(req, snapshotter, req.snapshot_id)
+
+    def _check_new_container(self, container_id: str) -> None:
+        if container_id in self._containers:
+            raise errors.AlreadyExists(f"container {container_id} already exists")
+
+    def _add_container(
+        self, req: CreateContainerRequest, snapshotter: str, key: str
+    ) -> ContainerInfo:
+        now = _now()
+        info = ContainerInfo(
+            id=req.id,
+            image=req.image_ref,
+            labels=dict(req.labels),
+            snapshotter=snapshotter,
+            snapshot_key=key,
+            runtime=RUNTIME,
+            created_at=now,
+            updated_at=now,
+        )
+        self._containers[req.id] = info
+        self._specs[req.id] = req
+        return info
+
+    def _container(self, container_id: str) -> ContainerInfo:
+        _require(container_id, "container ID")
+        try:
+            return self._containers[container_id]
+        except KeyError:
+            raise errors.NotFound(f"container {container_id} not found") from None
+
+    @_operation
+    def get_container(self, id: str) -> ContainerInfo:
+        """Return container ``id``."""
+        with self._lock:
+            return self._container(id)
+
+    @_operation
+    def list_containers(self) -> list[ContainerInfo]:
+        """Return every container."""
+        with self._lock:
+            return list(self._containers.values())
+
+    @_operation
+    def list_containers_by_label(self, key: str, value: str = "") -> list[ContainerInfo]:
+        """Return the containers that carry label ``key`` (equal to ``value`` if given)."""
+        _require(key, "label key")
+        with self._lock:
+            return [
+                c
+                for c in self._containers.values()
+                if key in c.labels and (not value or c.labels[key] == value)
+            ]
+
+    def container_spec(self, container_id: str) -> CreateContainerRequest:
+        """The request a container was created with (for assertions in tests)."""
+        with self._lock:
+            self._container(container_id)
+            return self._specs[container_id]
+
+    @_operation
+    def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
+        """Delete a container; FailedPrecondition while its task runs."""
+        opts = opts or DeleteContainerOptions()
+        with self._lock:
+            info = self._container(id)
+            task = self._tasks.get(id)
+            if task is not None and task.status is TaskStatus.RUNNING:
+                raise errors.FailedPrecondition(f"container {id} has a running task; stop it first")
+            self._tasks.pop(id, None)
+            self._release_network(id)
+            del self._containers[id]
+            del self._specs[id]
+            if opts.cleanup_snapshot:
+                self._remove_snapshot(info.snapshotter, info.snapshot_key)
+
+    # -- tasks ---------------------------------------------------------------
+
+    @_operation
+    def start_container(self, id: str) -> None:
+        """Create and start the container's task; AlreadyExists if it has one."""
+        with self._lock:
+            self._container(id)
+            if id in self._tasks:
+                raise errors.AlreadyExists(f"task for container {id} already exists")
+            self._tasks[id] = _Task(pid=next(self._pids), status=TaskStatus.RUNNING)
+
+    @_operation
+    def stop_container(self, id: str, opts: StopTaskOptions | None = None) -> None:
+        """Stop the task; a container with no running task is left as it is."""
+        del opts
+        with self._lock:
+            self._container(id)
+            task = self._tasks.get(id)
+            if task is None or task.status is not TaskStatus.RUNNING:
+                return
+            task.status = TaskStatus.STOPPED
+            task.exit_code = 137
+            agent = self._agents.pop(id, None)
+        if agent is not None:
+            agent.stop(0)
+
+    @_operation
+    def delete_task(self, id: str, opts: DeleteTaskOptions | None = None) -> None:
+        """Remove the task; a running one only when forced."""
+        opts = opts or DeleteTaskOptions()
+        with self._lock:
+            self._container(id)
+            task = self._tasks.get(id)
+            if task is None:
+                raise errors.NotFound(f"container {id} has no task")
+            if task.status is TaskStatus.RUNNING and not opts.force:
+                raise errors.FailedPrecondition(f"task of container {id} is running")
+            del self._tasks[id]
+            agent = self._agents.pop(id, None)
+        if agent is not None:
+            agent.stop(0)
+
+    def _task_info(self, container_id: str, task: _Task) -> TaskInfo:
+        return TaskInfo(
+            container_id=container_id,
+            id=container_id,
+            pid=task.pid,
+            status=task.status,
+            exit_code=task.exit_code,
+        )
+
+    @_operation
+    def get_task_info(self, id: str) -> TaskInfo:
+        """Return the container's task; NotFound if it has none."""
+        with self._lock:
+            self._container(id)
+            task = self._tasks.get(id)
+            if task is None:
+                raise errors.NotFound(f"container {id} has no task")
+            return self._task_info(id, task)
+
+    @_operation
+    def list_tasks(self, filter: str = "") -> list[TaskInfo]:
+        """Return every task; ``filter`` may be ``field==value`` on id, pid or status."""
+        with self._lock:
+            tasks = [self._task_info(cid, t) for cid, t in self._tasks.items()]
+        if not filter:
+            return tasks
+        field, sep, wanted = filter.partition("==")
+        if not sep or field not in ("id", "container_id", "pid", "status"):
+            raise errors.InvalidArgument(f"unsupported task filter {filter!r}")
+
+        def value(t: TaskInfo) -> str:
+            raw = getattr(t, "id" if field == "container_id" else field)
+            return raw.value if isinstance(raw, TaskStatus) else str(raw)
+
+        return [t for t in tasks if value(t) == wanted]
+
+    # -- network -------------------------------------------------------------
+
+    @_operation
+    def setup_network(self, req: NetworkSetupRequest) -> NetworkResult:
+        """Give the running container a loopback IP (the same one on every call)."""
+        with self._lock:
+            info = self._container(req.container_id)
+            task = self._tasks.get(req.container_id)
+            if task is None or task.status is not TaskStatus.RUNNING:
+                raise errors.FailedPrecondition(
+                    f"container {req.container_id} has no running task to attach a network to"
+                )
+            ip = self._ips.get(req.container_id)
+            if ip is None:
+                ip = _ADDRESSES.allocate()
+                self._ips[req.container_id] = ip
+            if self._agents_enabled and req.container_id not in self._agents:
+                path = self._snapshot(info.snapshotter, info.snapshot_key).path
+                self._agents[req.container_id] = _start_agent(path, ip)
+        return NetworkResult(ip=ip)
+
+    @_operation
+    def remove_network(self, req: NetworkSetupRequest) -> None:
+        """Release the container's IP; nothing to do if it has none."""
+        _require(req.container_id, "container ID")
+        with self._lock:
+            agent = self._release_network(req.container_id)
+        if agent is not None:
+            agent.stop(0)
+
+    def _release_network(self, container_id: str) -> _Agent | None:
+        ip = self._ips.pop(container_id, None)
+        if ip is not None:
+            _ADDRESSES.release(ip)
+        return self._agents.pop(container_id, None)
+
+    def container_ip(self, container_id: str) -> str:
+        """The IP the fake network gave the container, or ``""``."""
+        with self._lock:
+            return self._ips.get(container_id, "")
+
+    # -- snapshots -----------------------------------------------------------
+
+    def _snapshot(self, snapshotter: str, key: str) -> _Snapshot:
+        _require(key, "snapshot key")
+        try:
+            return self._snapshots[snapshotter or DEFAULT_SNAPSHOTTER][key]
+        except KeyError:
+            raise errors.NotFound(f"snapshot {key} not found in {snapshotter}") from None
+
+    def _new_snapshot(self, snapshotter: str, key: str, parent: str, kind: str) -> _Snapshot:
+        path = os.path.join(self._root, "snapshots", str(next(self._dirs)))
+        if parent:
+            shutil.copytree(self._snapshot(snapshotter, parent).path, path, symlinks=True)
+        else:
+            os.makedirs(path)
+        now = _now()
+        snap = _Snapshot(key, parent, kind, path, {}, now, now)
+        self._snapshots.setdefault(snapshotter, {})[key] = snap
+        return snap
+
+    def _remove_snapshot(self, snapshotter: str, key: str) -> None:
+        snap = self._snapshots.get(snapshotter, {}).pop(key, None)
+        if snap is not None:
+            shutil.rmtree(snap.path, ignore_errors=True)
+
+    @_operation
+    def commit_snapshot(
+        self, snapshotter: str, name: str, key: str, labels: dict[str, str] | None = None
+    ) -> None:
+        """Turn active snapshot ``key`` into committed snapshot ``name`` (``key`` goes away)."""
+        _require(name, "snapshot name")
+        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
+        with self._lock:
+            snap = self._snapshot(snapshotter, key)
+            if snap.kind != "active":
+                raise errors.FailedPrecondition(f"snapshot {key} is {snap.kind}, not active")
+            snaps = self._snapshots[snapshotter]
+            if name in snaps:
+                raise errors.AlreadyExists(f"snapshot {name} already exists in {snapshotter}")
+            del snaps[key]
+            snap.name, snap.kind, snap.updated = name, "committed", _now()
+            snap.labels = dict(labels or {})
+            snaps[name] = snap
+
+    @_operation
+    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
+        """Return every snapshot of ``snapshotter``."""
+        with self._lock:
+            snaps = self._snapshots.get(snapshotter or DEFAULT_SNAPSHOTTER, {})
+            return [s.info() for s in snaps.values()]
+
+    @_operation
+    def prepare_snapshot(
+        self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None
+    ) -> None:
+        """Create active snapshot ``key`` holding a copy of committed ``parent``."""
+        _require(key, "snapshot key")
+        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
+        with self._lock:
+            if key in self._snapshots.get(snapshotter, {}):
+                raise errors.AlreadyExists(f"snapshot {key} already exists in {snapshotter}")
+            if parent and self._snapshot(snapshotter, parent).kind != "committed":
+                raise errors.InvalidArgument(f"parent snapshot {parent} is not committed")
+            snap = self._new_snapshot(snapshotter, key, parent=parent, kind="active")
+            snap.labels = dict(labels or {})
+
+    @_operation
+    def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
+        """A single bind mount of the snapshot's directory."""
+        with self._lock:
+            if not self.mounts_supported:
+                raise errors.NotSupported("this backend cannot mount snapshots")
+            snap = self._snapshot(snapshotter, key)
+            return [MountInfo(type="bind", source=snap.path, options=("rbind", "rw"))]
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @_operation
+    def close(self) -> None:
+        """Stop all agents and remove the temporary root (if the fake made it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            agents = list(self._agents.values())
+            self._agents.clear()
+            for ip in self._ips.values():
+                _ADDRESSES.release(ip)
+            self._ips.clear()
+        for agent in agents:
+            agent.stop(0)
+        if self._owns_root:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self) -> FakeContainerService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _start_agent(root: str, ip: str) -> _Agent:
+    """Run a real agent for a container, rooted at its snapshot directory."""
+    from .agent import AgentServer  # imported late: only fakes with agents need grpc servers
+
+    agent = AgentServer(root=root, listen=f"{ip}:{AGENT_PORT}")
+    agent.start()
+    return agent
+
+
+def _read_archive_index(archive: str | os.PathLike[str] | BinaryIO) -> tuple[str, str]:
+    """Image name and manifest digest of an OCI-layout or ``docker save`` tar."""
+    try:
+        with _open_tar(archive) as tar:
+            names = set(tar.getnames())
+            if "index.json" in names:
+                return _oci_index(_read_json(tar, "index.json"))
+            if "manifest.json" in names:
+                return _docker_manifest(tar)
+    except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
+        raise errors.InvalidArgument(f"cannot read image archive: {exc}") from exc
+    raise errors.InvalidArgument("image archive has neither index.json nor manifest.json")
+
+
+def _open_tar(archive: str | os.PathLike[str] | BinaryIO) -> tarfile.TarFile:
+    if isinstance(archive, (str, os.PathLike)):
+        return tarfile.open(os.fspath(archive), mode="r:*")
+    return tarfile.open(fileobj=archive, mode="r:*")
+
+
+def _read_json(tar: tarfile.TarFile, name: str) -> Any:
+    member = tar.extractfile(name)
+    if member is None:
+        raise ValueError(f"{name} is not a file")
+    return json.load(io.TextIOWrapper(member, encoding="utf-8"))
+
+
+def _oci_index(index: Any) -> tuple[str, str]:
+    manifest = index["manifests"][0]
+    name = manifest.get("annotations", {}).get("io.containerd.image.name", "") or manifest.get(
+        "annotations", {}
+    ).get("org.opencontainers.image.ref.name", "")
+    return str(name), str(manifest["digest"])
+
+
+def _docker_manifest(tar: tarfile.TarFile) -> tuple[str, str]:
+    entry = _read_json(tar, "manifest.json")[0]
+    tags = entry.get("RepoTags") or [""]
+    member = tar.extractfile(entry["Config"])
+    if member is None:
+        raise ValueError("config is not a file")
+    return normalize_image_ref(tags[0]) if tags[0] else "", _digest_of_bytes(member.read())
+
+
+def _digest_of_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

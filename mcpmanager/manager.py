@@ -1,0 +1,507 @@
+"""The Manager: one long-lived workspace container per bot.
+
+It creates, starts, stops and deletes each bot's container through a
+:class:`~mcpmanager.service.ContainerService`, keeps the containers' IPs, checks
+for image upgrades and hands out gRPC clients for the agent in each container.
+Every method is synchronous and thread-safe; changes to one bot are serialised
+by a per-bot lock, and different bots never wait on each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+from . import errors
+from ._locks import KeyedLocks
+from ._log import BotLogger, for_bot
+from .botspec import bot_container_spec
+from .config import ManagerConfig
+from .service import ContainerService
+from .types import (
+    ContainerInfo,
+    CreateContainerRequest,
+    DeleteContainerOptions,
+    DeleteTaskOptions,
+    ImageInfo,
+    NetworkSetupRequest,
+    PullImageOptions,
+    StopTaskOptions,
+    TaskInfo,
+    TaskStatus,
+)
+
+if TYPE_CHECKING:
+    from .client import Client, Pool
+
+__all__ = [
+    "BOT_LABEL_KEY",
+    "CONTAINER_PREFIX",
+    "IP_LABEL_KEY",
+    "Manager",
+    "validate_bot_id",
+]
+
+BOT_LABEL_KEY = "mcp.bot_id"
+CONTAINER_PREFIX = "mcp-"
+IP_LABEL_KEY = "mcp.container_ip"
+
+_BOT_ID = re.compile(r"[A-Za-z0-9_-]+")
+T = TypeVar("T")
+
+
+def validate_bot_id(bot_id: object) -> str:
+    """Return ``bot_id`` if it is a non-empty string of ``A-Za-z0-9_-``; else InvalidArgument."""
+    if not isinstance(bot_id, str) or not _BOT_ID.fullmatch(bot_id):
+        raise errors.InvalidArgument(
+            f"invalid bot ID {bot_id!r}: use one or more of A-Z, a-z, 0-9, '_' and '-'"
+        )
+    return bot_id
+
+
+def _with_context(exc: Exception, context: str) -> errors.MCPManagerError:
+    """The same kind of error, its message prefixed with what was being done."""
+    if isinstance(exc, errors.MCPManagerError):
+        try:
+            wrapped = type(exc)(f"{context}: {exc}")
+        except TypeError:  # a subclass with its own constructor: keep it as it is
+            return exc
+        return wrapped
+    return errors.MCPManagerError(f"{context}: unexpected backend error: {exc!r}")
+
+
+@contextmanager
+def _doing(context: str) -> Iterator[None]:
+    """Re-raise any backend error with ``context`` (naming the bot and the step)."""
+    try:
+        yield
+    except Exception as exc:
+        raise _with_context(exc, context) from exc
+
+
+def _call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name=f"mcpmanager-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise errors.DeadlineExceeded(f"{what} did not finish within {timeout:g}s")
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+class Manager:
+    """Runs one workspace container per bot on a :class:`ContainerService`.
+
+    ``store`` (a :class:`mcpmanager.store.VersionStore`) is needed only for
+    snapshots and versions. With ``owns_service=True``, :meth:`close` also
+    closes the service. Use it as a context manager to close it reliably.
+    """
+
+    ip_recovery_delays: tuple[float, ...] = (0.5, 1.0)
+    """Back-off after each failed network re-setup while recovering an IP."""
+    upgrade_check_timeout: float = 15.0
+    """How long :meth:`init` waits for the registry before using the local image."""
+
+    def __init__(
+        self,
+        service: ContainerService,
+        config: ManagerConfig | None = None,
+        *,
+        store: object | None = None,
+        logger: logging.Logger | None = None,
+        owns_service: bool = False,
+    ) -> None:
+        self._service = service
+        self._config = config if config is not None else ManagerConfig()
+        self._store = store
+        self._logger = logger or logging.getLogger("mcpmanager")
+        self._owns_service = owns_service
+        self._locks = KeyedLocks()
+        self._ips: dict[str, str] = {}
+        self._ips_mu = threading.Lock()
+        self._pool: Pool | None = None
+        self._pool_mu = threading.Lock()
+        self._closed = False
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def service(self) -> ContainerService:
+        """The container backend this Manager drives."""
+        return self._service
+
+    @property
+    def config(self) -> ManagerConfig:
+        """The configuration this Manager was made with."""
+        return self._config
+
+    def container_id(self, bot_id: str) -> str:
+        """The container ID of a bot: ``"mcp-" + bot_id``."""
+        return CONTAINER_PREFIX + validate_bot_id(bot_id)
+
+    def _log(self, bot_id: str) -> BotLogger:
+        return for_bot(self._logger, bot_id)
+
+    def _net_request(self, container_id: str) -> NetworkSetupRequest:
+        return NetworkSetupRequest(
+            container_id=container_id,
+            cni_bin_dir=self._config.cni_bin_dir,
+            cni_conf_dir=self._config.cni_conf_dir,
+        )
+
+    # -- image ---------------------------------------------------------------
+
+    def init(self) -> ImageInfo:
+        """Make sure the configured image is present and current; return the one in use.
+
+        Asks the registry for the image's digest (giving up after
+        :attr:`upgrade_check_timeout`) and pulls when it differs from the local
+        copy or there is none. When the registry cannot be reached, or the
+        upgrade pull fails, a local copy is kept. Running containers keep
+        their image; new ones use the updated one.
+        """
+        image = self._config.image_ref()
+        try:
+            remote = _call_with_deadline(
+                lambda: self._service.resolve_remote_digest(image),
+                self.upgrade_check_timeout,
+                f"resolving {image}",
+            )
+        except Exception as exc:
+            self._logger.warning(
+                "image upgrade check for %s failed, using the local image: %s", image, exc
+            )
+            return self._local_or_pull(image)
+        local = self._local_image(image)
+        if local is not None and local.id == remote:
+            return local
+        self._logger.info("pulling %s (%s)", image, "update" if local else "not present")
+        try:
+            return self._pull(image)
+        except errors.MCPManagerError as exc:
+            if local is None:
+                raise
+            self._logger.warning("pull of %s failed, keeping the local image: %s", image, exc)
+            return local
+
+    def _local_image(self, image: str) -> ImageInfo | None:
+        try:
+            return self._service.get_image(image)
+        except errors.NotFound:
+            return None
+
+    def _local_or_pull(self, image: str) -> ImageInfo:
+        with _doing(f"init: image {image}"):
+            local = self._local_image(image)
+            return local if local is not None else self._pull(image)
+
+    def _pull(self, image: str) -> ImageInfo:
+        with _doing(f"pull {image}"):
+            opts = PullImageOptions(unpack=True, snapshotter=self._config.snapshotter)
+            return self._service.pull_image(image, opts)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def ensure_bot(self, bot_id: str) -> ContainerInfo:
+        """Create the bot's container if it does not exist yet; return it."""
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id):
+            return self._ensure(bot_id)
+
+    def _bot_request(self, bot_id: str, snapshot_id: str = "") -> CreateContainerRequest:
+        return CreateContainerRequest(
+            id=self.container_id(bot_id),
+            image_ref=self._config.image_ref(),
+            snapshot_id=snapshot_id,
+            snapshotter=self._config.snapshotter,
+            labels={BOT_LABEL_KEY: bot_id},
+            spec=bot_container_spec(self._config),
+        )
+
+    def _ensure(self, bot_id: str) -> ContainerInfo:
+        cid = self.container_id(bot_id)
+        req = self._bot_request(bot_id)
+        with _doing(f"bot {bot_id}: create container {cid}"):
+            try:
+                info = self._service.create_container(req)
+            except errors.AlreadyExists:
+                return self._existing_or_orphan(bot_id)
+        self._log(bot_id).info("created container %s from %s", cid, req.image_ref)
+        return info
+
+    def _existing_or_orphan(self, bot_id: str) -> ContainerInfo:
+        """The container exists already, or only its snapshot does: recreate on that."""
+        cid = self.container_id(bot_id)
+        try:
+            return self._service.get_container(cid)
+        except errors.NotFound:
+            pass
+        # The snapshot named for the container survived without it (deleted by
+        # hand, or the daemon lost its metadata). Replacing it would lose the
+        # bot's data, so the container is recreated on it instead.
+        self._log(bot_id).warning(
+            "container %s is gone but its snapshot survives; recreating the container on it",
+            cid,
+        )
+        return self._service.create_container_from_snapshot(self._bot_request(bot_id, cid))
+
+    def start(self, bot_id: str) -> None:
+        """Ensure the container, start its task and network, and cache its IP.
+
+        On a running bot this only makes sure its IP is known. A stopped task
+        left from an earlier run is replaced. If the network cannot be set up,
+        the task is force-stopped again and the error raised: a bot is never
+        left running but unreachable.
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id):
+            self._ensure(bot_id)
+            cid = self.container_id(bot_id)
+            task = self._task(cid)
+            if task is not None and task.status is TaskStatus.RUNNING:
+                if not self._cached_ip(bot_id):
+                    self._attach_network(bot_id)
+                return
+            self._forget_ip(bot_id)
+            self._start_task(bot_id, replace=task is not None)
+
+    def _task(self, container_id: str) -> TaskInfo | None:
+        with _doing(f"get task of {container_id}"):
+            try:
+                return self._service.get_task_info(container_id)
+            except errors.NotFound:
+                return None
+
+    def _start_task(self, bot_id: str, replace: bool) -> None:
+        cid = self.container_id(bot_id)
+        with _doing(f"bot {bot_id}: start container {cid}"):
+            if replace:
+                self._service.delete_task(cid, DeleteTaskOptions(force=True))
+            self._service.start_container(cid)
+        self._evict_client(bot_id)
+        try:
+            self._attach_network(bot_id)
+        except errors.MCPManagerError:
+            self._force_stop(bot_id)
+            raise
+
+    def _attach_network(self, bot_id: str) -> str:
+        cid = self.container_id(bot_id)
+        with _doing(f"bot {bot_id}: network setup for {cid}"):
+            ip = self._service.setup_network(self._net_request(cid)).ip
+            if not ip:
+                raise errors.Unavailable("network setup returned no IP")
+        self.set_container_ip(bot_id, ip)
+        self._log(bot_id).info("container network ready at %s", ip)
+        return ip
+
+    def _force_stop(self, bot_id: str) -> None:
+        cid = self.container_id(bot_id)
+        try:
+            self._service.stop_container(cid, StopTaskOptions(force=True))
+        except Exception as exc:
+            self._log(bot_id).warning("cleanup: force-stopping %s failed: %s", cid, exc)
+
+    def stop(self, bot_id: str, timeout: float = 10.0) -> None:
+        """Stop the bot's task: signal, wait up to ``timeout`` seconds, then kill.
+
+        The network is released first (so no address leaks) and the cached IP
+        and client are dropped. Stopping a stopped bot does nothing.
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id):
+            cid = self.container_id(bot_id)
+            self._detach(bot_id)
+            with _doing(f"bot {bot_id}: stop container {cid}"):
+                self._service.stop_container(cid, StopTaskOptions(timeout=timeout, force=True))
+            self._log(bot_id).info("stopped container %s", cid)
+
+    def _detach(self, bot_id: str) -> None:
+        """Forget the bot's IP and client and release its network (warning on failure)."""
+        cid = self.container_id(bot_id)
+        self._evict_client(bot_id)
+        self._forget_ip(bot_id)
+        try:
+            self._service.remove_network(self._net_request(cid))
+        except Exception as exc:
+            self._log(bot_id).warning("cleanup: removing the network of %s failed: %s", cid, exc)
+
+    def delete(self, bot_id: str, preserve_data: bool = False) -> None:
+        """Delete the bot's container and its snapshot.
+
+        With ``preserve_data``, ``/data`` is first saved to the bot's backup
+        archive; if that fails, nothing is deleted and
+        :class:`~mcpmanager.errors.DataLossPrevented` is raised.
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id):
+            cid = self.container_id(bot_id)
+            if preserve_data:
+                self._preserve_before_delete(bot_id)
+            self._detach(bot_id)
+            try:
+                self._service.delete_task(cid, DeleteTaskOptions(force=True))
+            except errors.NotFound:
+                pass
+            except Exception as exc:
+                self._log(bot_id).warning("cleanup: deleting the task of %s failed: %s", cid, exc)
+            with _doing(f"bot {bot_id}: delete container {cid}"):
+                self._service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=True))
+            self._log(bot_id).info("deleted container %s", cid)
+
+    def _preserve_before_delete(self, bot_id: str) -> None:
+        raise errors.NotSupported(
+            f"bot {bot_id}: delete(preserve_data=True) needs the data operations, "
+            "which this version does not have yet"
+        )
+
+    def list_bots(self) -> list[str]:
+        """IDs of the bots that have a container, sorted."""
+        with _doing("list bots"):
+            containers = self._service.list_containers_by_label(BOT_LABEL_KEY)
+        return sorted(
+            c.labels[BOT_LABEL_KEY]
+            for c in containers
+            if c.id.startswith(CONTAINER_PREFIX) and c.labels.get(BOT_LABEL_KEY)
+        )
+
+    # -- addresses and clients -----------------------------------------------
+
+    def _cached_ip(self, bot_id: str) -> str:
+        with self._ips_mu:
+            return self._ips.get(bot_id, "")
+
+    def _forget_ip(self, bot_id: str) -> None:
+        with self._ips_mu:
+            self._ips.pop(bot_id, None)
+
+    def container_ip(self, bot_id: str) -> str:
+        """The bot's container IP, or ``""`` if it has none (not running, unreachable).
+
+        A cache hit returns at once without any lock but the cache's own. On a
+        miss the IP is recovered: from the container's ``mcp.container_ip``
+        label, else by re-running the (idempotent) network setup of a running
+        task, twice at most with back-off.
+        """
+        validate_bot_id(bot_id)
+        ip = self._cached_ip(bot_id)
+        if ip:
+            return ip
+        with self._locks.hold(bot_id):
+            ip = self._cached_ip(bot_id) or self._recover_ip(bot_id)
+        return ip
+
+    def _recover_ip(self, bot_id: str) -> str:
+        cid = self.container_id(bot_id)
+        log = self._log(bot_id)
+        try:
+            info = self._service.get_container(cid)
+            ip = info.labels.get(IP_LABEL_KEY, "")
+            task = None if ip else self._task(cid)
+        except errors.NotFound:
+            return ""
+        except Exception as exc:
+            log.warning("IP recovery for %s failed: %s", cid, exc)
+            return ""
+        if not ip and (task is None or task.status is not TaskStatus.RUNNING):
+            return ""
+        ip = ip or self._renew_network(bot_id)
+        if ip:
+            with self._ips_mu:
+                self._ips[bot_id] = ip
+            log.info("recovered container IP %s", ip)
+        return ip
+
+    def _renew_network(self, bot_id: str) -> str:
+        cid = self.container_id(bot_id)
+        log = self._log(bot_id)
+        attempts = len(self.ip_recovery_delays)
+        for attempt, delay in enumerate(self.ip_recovery_delays, start=1):
+            try:
+                return self._service.setup_network(self._net_request(cid)).ip
+            except Exception as exc:
+                log.warning("IP recovery attempt %d/%d failed: %s", attempt, attempts, exc)
+                if attempt < attempts:
+                    time.sleep(delay)  # back-off between attempts, not synchronisation
+        log.warning("IP recovery gave up after %d attempts", attempts)
+        return ""
+
+    def set_container_ip(self, bot_id: str, ip: str) -> None:
+        """Record the bot's IP; if it changed, the bot's stale client is dropped."""
+        validate_bot_id(bot_id)
+        if not ip:
+            return
+        with self._ips_mu:
+            old = self._ips.get(bot_id, "")
+            self._ips[bot_id] = ip
+        if old and old != ip:
+            self._evict_client(bot_id)
+            self._log(bot_id).info("IP changed from %s to %s; dropped its client", old, ip)
+
+    def client(self, bot_id: str) -> Client:
+        """The gRPC client of the agent in the bot's container (made on first use)."""
+        validate_bot_id(bot_id)
+        return self._client_pool().get(bot_id)
+
+    def _client_pool(self) -> Pool:
+        with self._pool_mu:
+            if self._closed:
+                raise errors.FailedPrecondition("this Manager is closed")
+            if self._pool is None:
+                from .client import Pool
+
+                self._pool = Pool(self.container_ip, port=self._config.grpc_port)
+            return self._pool
+
+    def _evict_client(self, bot_id: str) -> None:
+        with self._pool_mu:
+            pool = self._pool
+        if pool is not None:
+            pool.remove(bot_id)
+
+    # -- closing -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the clients, the store and (if this Manager owns it) the service."""
+        with self._pool_mu:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close_all()
+        close_store = getattr(self._store, "close", None)
+        if close_store is not None:
+            close_store()
+        if self._owns_service:
+            self._service.close()
+
+    def __enter__(self) -> Manager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        with self._ips_mu:
+            known = len(self._ips)
+        return (
+            f"<Manager {type(self._service).__name__} image={self._config.image_ref()!r} "
+            f"bots_with_ip={known}>"
+        )

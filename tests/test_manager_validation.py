@@ -1,0 +1,68 @@
+"""Bad bot IDs are refused by every Manager method before any service call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcpmanager import FakeContainerService, Manager, errors, validate_bot_id
+from tests.fakes import make_manager
+
+VALID = st.from_regex(r"[A-Za-z0-9_-]+", fullmatch=True)
+INVALID = st.one_of(
+    st.just(""),
+    st.text(min_size=1).filter(lambda s: not all(c.isascii() and (c.isalnum() or c in "_-") for c in s)),
+    st.sampled_from(["../x", "a/b", "a b", "a.b", "bot\n", "ü", "a\x00"]),
+)
+
+# Every public Manager method that takes a bot ID, with the rest of its arguments.
+CALLS: dict[str, Callable[[Manager, str], Any]] = {
+    "container_id": lambda m, b: m.container_id(b),
+    "ensure_bot": lambda m, b: m.ensure_bot(b),
+    "start": lambda m, b: m.start(b),
+    "stop": lambda m, b: m.stop(b),
+    "delete": lambda m, b: m.delete(b),
+    "delete_preserve": lambda m, b: m.delete(b, preserve_data=True),
+    "container_ip": lambda m, b: m.container_ip(b),
+    "set_container_ip": lambda m, b: m.set_container_ip(b, "127.0.0.9"),
+    "client": lambda m, b: m.client(b),
+}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manager, FakeContainerService]:
+    root = tmp_path_factory.mktemp("validation")
+    fake = FakeContainerService(root=root / "fake")
+    return make_manager(fake, Path(root)), fake
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bot_id=INVALID)
+def test_invalid_bot_id_is_refused_without_service_calls(
+    shared: tuple[Manager, FakeContainerService], method: str, bot_id: str
+) -> None:
+    manager, fake = shared
+    fake.calls.clear()
+    with pytest.raises(errors.InvalidArgument) as info:
+        CALLS[method](manager, bot_id)
+    assert isinstance(info.value, ValueError)
+    assert fake.calls == []
+
+
+@given(bot_id=VALID)
+def test_valid_ids_pass(bot_id: str) -> None:
+    assert validate_bot_id(bot_id) == bot_id
+
+
+@pytest.mark.parametrize("bad", [None, 5, b"bot", ["bot"]])
+def test_non_strings_are_invalid(bad: object) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        validate_bot_id(bad)
+
+
