@@ -10,14 +10,16 @@ by a per-bot lock, and different bots never wait on each other.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from contextlib import contextmanager, suppress
+from typing import IO, TYPE_CHECKING, TypeVar
 
-from . import errors
+from . import archive, data, errors
 from ._locks import KeyedLocks
 from ._log import BotLogger, for_bot
 from .botspec import bot_container_spec
@@ -29,6 +31,7 @@ from .types import (
     DeleteContainerOptions,
     DeleteTaskOptions,
     ImageInfo,
+    MountInfo,
     NetworkSetupRequest,
     PullImageOptions,
     StopTaskOptions,
@@ -292,7 +295,7 @@ class Manager:
         cid = self.container_id(bot_id)
         with _doing(f"bot {bot_id}: start container {cid}"):
             if replace:
-                self._service.delete_task(cid, DeleteTaskOptions(force=True))
+                self._delete_task(cid)
             self._service.start_container(cid)
         self._evict_client(bot_id)
         try:
@@ -300,6 +303,11 @@ class Manager:
         except errors.MCPManagerError:
             self._force_stop(bot_id)
             raise
+
+    def _delete_task(self, container_id: str) -> None:
+        """Force-delete the container's task; having none is fine."""
+        with suppress(errors.NotFound):
+            self._service.delete_task(container_id, DeleteTaskOptions(force=True))
 
     def _attach_network(self, bot_id: str) -> str:
         cid = self.container_id(bot_id)
@@ -321,15 +329,15 @@ class Manager:
     def stop(self, bot_id: str, timeout: float = 10.0) -> None:
         """Stop the bot's task: signal, wait up to ``timeout`` seconds, then kill.
 
-        The network is released first (so no address leaks) and the cached IP
+        Then its network is released (so no address leaks) and the cached IP
         and client are dropped. Stopping a stopped bot does nothing.
         """
         validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             cid = self.container_id(bot_id)
-            self._detach(bot_id)
             with _doing(f"bot {bot_id}: stop container {cid}"):
                 self._service.stop_container(cid, StopTaskOptions(timeout=timeout, force=True))
+            self._detach(bot_id)
             self._log(bot_id).info("stopped container %s", cid)
 
     def _detach(self, bot_id: str) -> None:
@@ -356,9 +364,7 @@ class Manager:
                 self._preserve_before_delete(bot_id)
             self._detach(bot_id)
             try:
-                self._service.delete_task(cid, DeleteTaskOptions(force=True))
-            except errors.NotFound:
-                pass
+                self._delete_task(cid)
             except Exception as exc:
                 self._log(bot_id).warning("cleanup: deleting the task of %s failed: %s", cid, exc)
             with _doing(f"bot {bot_id}: delete container {cid}"):
@@ -366,10 +372,13 @@ class Manager:
             self._log(bot_id).info("deleted container %s", cid)
 
     def _preserve_before_delete(self, bot_id: str) -> None:
-        raise errors.NotSupported(
-            f"bot {bot_id}: delete(preserve_data=True) needs the data operations, "
-            "which this version does not have yet"
-        )
+        """Back up ``/data`` with the task left stopped; on failure restart it and refuse."""
+        try:
+            self._preserve(bot_id, resume=False)
+        except Exception as exc:
+            raise errors.DataLossPrevented(
+                f"bot {bot_id}: not deleted, because backing up its /data failed: {exc}"
+            ) from exc
 
     def list_bots(self) -> list[str]:
         """IDs of the bots that have a container, sorted."""
@@ -474,6 +483,144 @@ class Manager:
             pool = self._pool
         if pool is not None:
             pool.remove(bot_id)
+
+    # -- data ----------------------------------------------------------------
+
+    def export_data(self, bot_id: str, dest: IO[bytes]) -> int:
+        """Write ``/data`` of the bot's container to ``dest`` as tar.gz; return the bytes written.
+
+        The task is stopped while its snapshot is read, and restarted after
+        (even when the export fails) if it was running. Backends that cannot
+        mount snapshots are read through the agent instead, without a stop.
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: export /data"):
+            return self._export(bot_id, dest, resume=True)
+
+    def import_data(self, bot_id: str, src: IO[bytes]) -> None:
+        """Unpack a tar.gz into ``/data`` of the bot's container, replacing what it names.
+
+        The archive is checked whole first: one unsafe entry (absolute path,
+        ``..``, a path through a symlink, a link out of the tree, a device)
+        refuses it with InvalidArgument before anything is stopped or written.
+        """
+        validate_bot_id(bot_id)
+        checked = self._checked(src)
+        with checked, self._locks.hold(bot_id), _doing(f"bot {bot_id}: import /data"):
+            self._import(bot_id, checked)
+
+    def preserve_data(self, bot_id: str) -> None:
+        """Save ``/data`` to ``<data_root>/backups/<bot>.tar.gz`` (complete, or not at all)."""
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: preserve /data"):
+            self._preserve(bot_id, resume=True)
+
+    def restore_preserved_data(self, bot_id: str) -> None:
+        """Import the bot's backup into its container, then delete the backup.
+
+        Without a backup, memoh's legacy directory ``<data_root>/bots/<bot>``
+        is copied in and renamed ``<bot>.migrated``. NotFound if neither exists.
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: restore preserved data"):
+            backup = data.backup_path(self._config.data_root, bot_id)
+            if os.path.exists(backup):
+                with open(backup, "rb") as f, self._checked(f) as checked:
+                    self._import(bot_id, checked)
+                os.remove(backup)  # only once the import has succeeded
+                self._log(bot_id).info("restored /data from %s", backup)
+                return
+            legacy = data.legacy_dir(self._config.data_root, bot_id)
+            if os.path.exists(legacy + data.MIGRATED_SUFFIX):
+                return
+            if not os.path.isdir(legacy):
+                raise errors.NotFound(f"no backup at {backup} and no legacy directory {legacy}")
+            self._import_legacy(bot_id, legacy)
+
+    def has_preserved_data(self, bot_id: str) -> bool:
+        """True if the bot has a backup archive, or a legacy directory not yet migrated."""
+        validate_bot_id(bot_id)
+        if os.path.exists(data.backup_path(self._config.data_root, bot_id)):
+            return True
+        legacy = data.legacy_dir(self._config.data_root, bot_id)
+        return not os.path.exists(legacy + data.MIGRATED_SUFFIX) and os.path.isdir(legacy)
+
+    def _checked(self, src: IO[bytes]) -> IO[bytes]:
+        """A spooled copy of ``src`` whose every entry has been checked."""
+        spooled = archive.spool(src)
+        try:
+            archive.checked_archive(spooled)
+        except BaseException:
+            spooled.close()
+            raise
+        return spooled
+
+    def _mounts(self, bot_id: str) -> list[MountInfo] | None:
+        """The snapshot mounts of the bot's container, or None to use the agent instead."""
+        info = self._service.get_container(self.container_id(bot_id))
+        try:
+            return self._service.snapshot_mounts(info.snapshotter, info.snapshot_key)
+        except errors.NotSupported:
+            return None
+
+    def _export(self, bot_id: str, dest: IO[bytes], *, resume: bool) -> int:
+        mounts = self._mounts(bot_id)
+        if mounts is None:
+            return data.export_via_agent(self._client_pool().get(bot_id), dest)
+        with self._halted(bot_id, resume=resume):
+            return data.export_from_mounts(mounts, dest)
+
+    def _import(self, bot_id: str, checked: IO[bytes]) -> None:
+        mounts = self._mounts(bot_id)
+        if mounts is None:
+            data.import_via_agent(self._client_pool().get(bot_id), checked)
+            return
+        with self._halted(bot_id):
+            data.import_into_mounts(mounts, checked)
+
+    def _preserve(self, bot_id: str, *, resume: bool) -> None:
+        path = data.backup_path(self._config.data_root, bot_id)
+        size = data.atomic_write(path, lambda f: self._export(bot_id, f, resume=resume))
+        self._log(bot_id).info("preserved /data in %s (%d bytes)", path, size)
+
+    def _import_legacy(self, bot_id: str, legacy: str) -> None:
+        with tempfile.TemporaryFile() as tmp:
+            archive.write_tree(tmp, legacy)
+            tmp.seek(0)
+            with self._checked(tmp) as checked:
+                self._import(bot_id, checked)
+        try:
+            os.rename(legacy, legacy + data.MIGRATED_SUFFIX)
+        except OSError as exc:
+            self._log(bot_id).warning("legacy import: renaming %s failed: %s", legacy, exc)
+        self._log(bot_id).info("imported legacy directory %s", legacy)
+
+    @contextmanager
+    def _halted(self, bot_id: str, *, resume: bool = True) -> Iterator[None]:
+        """Stop the bot's task for the block; restart it after if it was running.
+
+        With ``resume=False`` it is restarted only when the block fails (the
+        caller goes on to delete it).
+        """
+        cid = self.container_id(bot_id)
+        task = self._task(cid)
+        was_running = task is not None and task.status is TaskStatus.RUNNING
+        if task is not None:
+            self._service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
+            self._detach(bot_id)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            if was_running and (resume or not ok):
+                self._resume(bot_id)
+
+    def _resume(self, bot_id: str) -> None:
+        try:
+            self._start_task(bot_id, replace=True)
+        except Exception as exc:
+            self._log(bot_id).error("restart after a data operation failed: %s", exc)
 
     # -- closing -------------------------------------------------------------
 

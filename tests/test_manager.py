@@ -410,13 +410,6 @@ def test_close_leaves_borrowed_service_open(manager: Manager, fake: FakeContaine
     assert os.path.isdir(fake.root)
 
 
-def test_preserve_on_delete_not_supported_yet_changes_nothing(manager: Manager) -> None:
-    manager.start("b1")
-    with pytest.raises(errors.NotSupported):
-        manager.delete("b1", preserve_data=True)
-    assert manager.list_bots() == ["b1"]
-
-
 def test_repr_is_cheap(manager: Manager, fake: FakeContainerService) -> None:
     fake.calls.clear()
     assert "FakeContainerService" in repr(manager)
