@@ -9,6 +9,7 @@ by a per-bot lock, and different bots never wait on each other.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -19,7 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, TYPE_CHECKING, TypeVar
 
-from . import archive, data, errors
+import attrs
+
+from . import archive, data, errors, versions
 from ._locks import KeyedLocks
 from ._log import BotLogger, for_bot
 from .botspec import bot_container_spec
@@ -38,9 +41,19 @@ from .types import (
     TaskInfo,
     TaskStatus,
 )
+from .versions import (
+    BotSnapshotData,
+    Intent,
+    IntentJournal,
+    ManagedSnapshotMeta,
+    ReconcileResult,
+    SnapshotCreateInfo,
+    VersionInfo,
+)
 
 if TYPE_CHECKING:
     from .client import Client, Pool
+    from .store import VersionRecord, VersionStore
 
 __all__ = [
     "BOT_LABEL_KEY",
@@ -87,6 +100,37 @@ def _doing(context: str) -> Iterator[None]:
         raise _with_context(exc, context) from exc
 
 
+def _version_info(rec: VersionRecord) -> VersionInfo:
+    return VersionInfo(
+        id=rec.id,
+        version=rec.version,
+        snapshot_name=versions.display_snapshot_name(rec.display_name, rec.version),
+        runtime_snapshot_name=rec.runtime_snapshot_name,
+        display_name=rec.display_name,
+        created_at=rec.created_at,
+    )
+
+
+def _event_of(intent: Intent, rec: VersionRecord) -> tuple[str, dict[str, object]]:
+    """The lifecycle event of a finished snapshot or version, as the original wrote it."""
+    assert intent.record is not None
+    name = intent.record["runtime_snapshot_name"]
+    if intent.record["source"] == versions.SOURCE_PRE_EXEC and not rec.display_name:
+        return "version_create", {
+            "snapshot_name": name,
+            "version": rec.version,
+            "version_id": rec.id,
+        }
+    return "snapshot_create", {
+        "snapshot_name": versions.display_snapshot_name(rec.display_name, rec.version),
+        "display_name": rec.display_name,
+        "runtime_snapshot_name": name,
+        "snapshotter": intent.snapshotter,
+        "source": rec.source,
+        "version": rec.version,
+    }
+
+
 def _call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
     """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
     result: list[T] = []
@@ -126,7 +170,7 @@ class Manager:
         service: ContainerService,
         config: ManagerConfig | None = None,
         *,
-        store: object | None = None,
+        store: VersionStore | None = None,
         logger: logging.Logger | None = None,
         owns_service: bool = False,
     ) -> None:
@@ -138,6 +182,7 @@ class Manager:
         self._locks = KeyedLocks()
         self._ips: dict[str, str] = {}
         self._ips_mu = threading.Lock()
+        self._intents = IntentJournal(self._config.data_root)
         self._pool: Pool | None = None
         self._pool_mu = threading.Lock()
         self._closed = False
@@ -239,30 +284,44 @@ class Manager:
 
     def _ensure(self, bot_id: str) -> ContainerInfo:
         cid = self.container_id(bot_id)
-        req = self._bot_request(bot_id)
-        with _doing(f"bot {bot_id}: create container {cid}"):
+        with _doing(f"bot {bot_id}: ensure container {cid}"):
+            try:
+                return self._service.get_container(cid)
+            except errors.NotFound:
+                pass
+            orphan = self._newest_orphan(bot_id)
+            if orphan:
+                # The container is gone but an active snapshot of it survives
+                # (deleted by hand, or the daemon lost its metadata). Replacing
+                # it would lose the bot's data, so the container is rebuilt on it.
+                self._log(bot_id).warning(
+                    "container %s is gone but its snapshot %s survives; recreating on it",
+                    cid,
+                    orphan,
+                )
+                return self._service.create_container_from_snapshot(
+                    self._bot_request(bot_id, orphan)
+                )
+            req = self._bot_request(bot_id)
             try:
                 info = self._service.create_container(req)
-            except errors.AlreadyExists:
-                return self._existing_or_orphan(bot_id)
+            except errors.AlreadyExists:  # another Manager created it meanwhile
+                return self._service.get_container(cid)
         self._log(bot_id).info("created container %s from %s", cid, req.image_ref)
         return info
 
-    def _existing_or_orphan(self, bot_id: str) -> ContainerInfo:
-        """The container exists already, or only its snapshot does: recreate on that."""
+    def _snapshotter(self) -> str:
+        return self._config.snapshotter or "overlayfs"
+
+    def _newest_orphan(self, bot_id: str) -> str:
+        """The newest active snapshot made for the bot's container, or ``""``."""
         cid = self.container_id(bot_id)
-        try:
-            return self._service.get_container(cid)
-        except errors.NotFound:
-            pass
-        # The snapshot named for the container survived without it (deleted by
-        # hand, or the daemon lost its metadata). Replacing it would lose the
-        # bot's data, so the container is recreated on it instead.
-        self._log(bot_id).warning(
-            "container %s is gone but its snapshot survives; recreating the container on it",
-            cid,
-        )
-        return self._service.create_container_from_snapshot(self._bot_request(bot_id, cid))
+        ranked = [
+            (order, snap.name)
+            for snap in self._service.list_snapshots(self._snapshotter())
+            if (order := versions.owned_active(snap, cid, bot_id)) is not None
+        ]
+        return max(ranked)[1] if ranked else ""
 
     def start(self, bot_id: str) -> None:
         """Ensure the container, start its task and network, and cache its IP.
@@ -275,14 +334,17 @@ class Manager:
         validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             self._ensure(bot_id)
-            cid = self.container_id(bot_id)
-            task = self._task(cid)
-            if task is not None and task.status is TaskStatus.RUNNING:
-                if not self._cached_ip(bot_id):
-                    self._attach_network(bot_id)
-                return
-            self._forget_ip(bot_id)
-            self._start_task(bot_id, replace=task is not None)
+            self._ensure_running(bot_id)
+
+    def _ensure_running(self, bot_id: str) -> None:
+        """Start the bot's task unless it runs; make sure a running one has its IP."""
+        task = self._task(self.container_id(bot_id))
+        if task is not None and task.status is TaskStatus.RUNNING:
+            if not self._cached_ip(bot_id):
+                self._attach_network(bot_id)
+            return
+        self._forget_ip(bot_id)
+        self._start_task(bot_id, replace=task is not None)
 
     def _task(self, container_id: str) -> TaskInfo | None:
         with _doing(f"get task of {container_id}"):
@@ -621,6 +683,314 @@ class Manager:
             self._start_task(bot_id, replace=True)
         except Exception as exc:
             self._log(bot_id).error("restart after a data operation failed: %s", exc)
+
+    # -- snapshots and versions ----------------------------------------------
+
+    def _require_store(self) -> VersionStore:
+        if self._store is None:
+            raise errors.FailedPrecondition(
+                "snapshots and versions need a version store: pass store= to Manager"
+            )
+        return self._store
+
+    def create_snapshot(
+        self, bot_id: str, name: str = "", source: str = versions.SOURCE_MANUAL
+    ) -> SnapshotCreateInfo:
+        """Commit the bot's whole filesystem as a named snapshot, numbered like a version.
+
+        The bot is stopped, its active snapshot committed, and the container
+        moved onto a fresh snapshot on top of it (and restarted if it was
+        running). Once started, this runs to the end even if the calling thread
+        is interrupted.
+        """
+        validate_bot_id(bot_id)
+        store = self._require_store()
+        display = name.strip()
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: create snapshot"):
+            cid = self.container_id(bot_id)
+            commit = versions.runtime_name(cid, "snapshot")
+            info, rec = self._commit_and_move(
+                store, bot_id, commit, display, source.strip() or versions.SOURCE_MANUAL
+            )
+        assert rec is not None
+        return SnapshotCreateInfo(
+            container_id=cid,
+            snapshot_name=versions.display_snapshot_name(display, rec.version),
+            runtime_snapshot_name=commit,
+            display_name=display,
+            snapshotter=info.snapshotter,
+            version=rec.version,
+            created_at=rec.created_at,
+        )
+
+    def create_version(self, bot_id: str) -> VersionInfo:
+        """Commit the bot's whole filesystem as its next numbered version (see create_snapshot)."""
+        validate_bot_id(bot_id)
+        store = self._require_store()
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: create version"):
+            commit = versions.runtime_name(self.container_id(bot_id), "v")
+            _, rec = self._commit_and_move(store, bot_id, commit, "", versions.SOURCE_PRE_EXEC)
+        assert rec is not None
+        return _version_info(rec)
+
+    def list_versions(self, bot_id: str) -> list[VersionInfo]:
+        """The bot's versions, version 1 first."""
+        validate_bot_id(bot_id)
+        store = self._require_store()
+        with _doing(f"bot {bot_id}: list versions"):
+            return [_version_info(r) for r in store.list_versions(self.container_id(bot_id))]
+
+    def version_snapshot_name(self, bot_id: str, version: int) -> str:
+        """The runtime snapshot a version points at; NotFound if there is no such version."""
+        validate_bot_id(bot_id)
+        versions.validate_version(version)
+        store = self._require_store()
+        with _doing(f"bot {bot_id}: look up version {version}"):
+            return store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
+
+    def rollback_version(self, bot_id: str, version: int) -> None:
+        """Move the bot's container onto a fresh snapshot of an earlier version.
+
+        What the bot wrote since is left in the snapshot it leaves (and in any
+        version made of it). Runs to the end once started, like create_snapshot.
+        """
+        validate_bot_id(bot_id)
+        versions.validate_version(version)
+        store = self._require_store()
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: roll back to version {version}"):
+            cid = self.container_id(bot_id)
+            target = store.get_version(cid, version).runtime_snapshot_name
+            info = self._service.get_container(cid)
+            event: dict[str, object] = {
+                "type": "version_rollback",
+                "payload": {
+                    "snapshot_name": target,
+                    "version": version,
+                    "source": versions.SOURCE_ROLLBACK,
+                },
+            }
+            intent = self._intent(info, bot_id, "rollback", parent=target, event=event)
+            versions.run_to_completion(lambda: self._carry_out(intent), f"rollback-{bot_id}")
+            self._log(bot_id).info("rolled back to version %d (%s)", version, target)
+
+    def list_bot_snapshot_data(self, bot_id: str) -> BotSnapshotData:
+        """The bot's container, every snapshot of its snapshotter, and the store's metadata.
+
+        Works without a store (the metadata is then empty).
+        """
+        validate_bot_id(bot_id)
+        with self._locks.hold(bot_id), _doing(f"bot {bot_id}: list snapshots"):
+            cid = self.container_id(bot_id)
+            info = self._service.get_container(cid)
+            snapshotter = info.snapshotter.strip() or self._snapshotter()
+            runtime = self._service.list_snapshots(snapshotter)
+            meta = {
+                r.runtime_snapshot_name: ManagedSnapshotMeta(r.source, r.version, r.display_name)
+                for r in (self._store.list_snapshots(cid) if self._store is not None else [])
+                if r.runtime_snapshot_name
+            }
+        return BotSnapshotData(cid, info, snapshotter, tuple(runtime), meta)
+
+    def _intent(
+        self,
+        info: ContainerInfo,
+        bot_id: str,
+        kind: str,
+        *,
+        parent: str,
+        commit_name: str = "",
+        record: dict[str, str] | None = None,
+        event: dict[str, object] | None = None,
+    ) -> Intent:
+        task = self._task(info.id)
+        return Intent(
+            bot_id=bot_id,
+            container_id=info.id,
+            snapshotter=info.snapshotter or self._snapshotter(),
+            image=info.image,
+            labels=dict(info.labels),
+            old_key=info.snapshot_key,
+            new_key=versions.runtime_name(info.id, kind),
+            parent=parent,
+            commit_name=commit_name,
+            was_running=task is not None and task.status is TaskStatus.RUNNING,
+            record=record,
+            event=event,
+        )
+
+    def _commit_and_move(
+        self, store: VersionStore, bot_id: str, commit: str, display: str, source: str
+    ) -> tuple[ContainerInfo, VersionRecord | None]:
+        info = self._service.get_container(self.container_id(bot_id))
+        snapshotter = info.snapshotter or self._snapshotter()
+        # Registering first means an unreachable store fails before anything moves.
+        store.upsert_container(info.id, bot_id, info.image, snapshotter)
+        record = {
+            "runtime_snapshot_name": commit,
+            "display_name": display,
+            "parent_runtime_snapshot_name": info.snapshot_key,
+            "source": source,
+        }
+        intent = self._intent(
+            info, bot_id, "active", parent=commit, commit_name=commit, record=record
+        )
+        rec = versions.run_to_completion(lambda: self._carry_out(intent), f"snapshot-{bot_id}")
+        self._log(bot_id).info("committed %s as version %s", commit, rec.version if rec else "?")
+        return info, rec
+
+    def _carry_out(self, intent: Intent) -> VersionRecord | None:
+        """Journal the move, make it, record it, and only then forget the intent."""
+        self._intents.write(intent)
+        self._move(intent)
+        rec = self._record(intent)
+        self._intents.remove(intent.bot_id)
+        return rec
+
+    def _move(self, intent: Intent) -> None:
+        """Stop, commit (unless rolling back), prepare, recreate the container, restart."""
+        cid, snapshotter = intent.container_id, intent.snapshotter
+        if intent.was_running:
+            self._service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
+            self._detach(intent.bot_id)
+        if intent.commit_name:
+            labels = versions.gc_root_labels(intent.bot_id)
+            self._service.commit_snapshot(snapshotter, intent.commit_name, intent.old_key, labels)
+        self._service.prepare_snapshot(
+            snapshotter, intent.new_key, intent.parent, {"mcp.bot_id": intent.bot_id}
+        )
+        self._replace_container(intent, intent.new_key)
+
+    def _replace_container(self, intent: Intent, key: str) -> None:
+        """Put the bot's container on snapshot ``key`` (keeping the old snapshot), then start."""
+        cid = intent.container_id
+        try:
+            current: ContainerInfo | None = self._service.get_container(cid)
+        except errors.NotFound:
+            current = None
+        if current is not None and current.snapshot_key != key:
+            self._service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
+            self._delete_task(cid)
+            self._service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=False))
+            current = None
+        if current is None:
+            req = attrs.evolve(
+                self._bot_request(intent.bot_id, key),
+                image_ref=intent.image,
+                snapshotter=intent.snapshotter,
+                labels=dict(intent.labels) or {BOT_LABEL_KEY: intent.bot_id},
+            )
+            self._service.create_container_from_snapshot(req)
+        if intent.was_running:
+            self._ensure_running(intent.bot_id)
+
+    def _record(self, intent: Intent, *, retry: bool = False) -> VersionRecord | None:
+        """Write the store rows and event of a finished move (once, even when retried)."""
+        store = self._store
+        if store is None or (intent.record is None and intent.event is None):
+            return None
+        rec = None
+        if intent.record is not None:
+            rec = self._recorded(store, intent) if retry else None
+            if rec is None:
+                rec = store.record_snapshot(
+                    intent.container_id,
+                    snapshotter=intent.snapshotter,
+                    **intent.record,
+                )
+            store.add_event(intent.container_id, *_event_of(intent, rec))
+        elif intent.event is not None:
+            store.add_event(
+                intent.container_id, str(intent.event["type"]), dict(intent.event["payload"])
+            )
+        return rec
+
+    def _recorded(self, store: VersionStore, intent: Intent) -> VersionRecord | None:
+        """The version a retried record already wrote, so a retry adds no second one."""
+        assert intent.record is not None
+        name = intent.record["runtime_snapshot_name"]
+        return next(
+            (
+                v
+                for v in store.list_versions(intent.container_id)
+                if v.runtime_snapshot_name == name
+            ),
+            None,
+        )
+
+    # -- repair --------------------------------------------------------------
+
+    def reconcile(self, bot_id: str | None = None) -> list[ReconcileResult]:
+        """Repair bots a crash left mid-move, or without a container; report what was done.
+
+        An interrupted snapshot move is finished (or, if it had not got far,
+        undone) from its intent; a bot whose container vanished is recreated
+        on its newest active snapshot and started. ``None`` checks every bot
+        with an intent or an orphaned snapshot.
+        """
+        if bot_id is not None:
+            validate_bot_id(bot_id)
+            bots = [bot_id]
+        else:
+            with _doing("reconcile: find bots to repair"):
+                bots = sorted(set(self._intents.bots()) | set(self._orphaned_bots()))
+        results = []
+        for bot in bots:
+            with self._locks.hold(bot), _doing(f"bot {bot}: reconcile"):
+                result = versions.run_to_completion(
+                    functools.partial(self._reconcile_one, bot), f"reconcile-{bot}"
+                )
+            if result.action != "nothing to do":
+                self._log(bot).warning("reconcile: %s %s", result.action, result.snapshot)
+            results.append(result)
+        return results
+
+    def _orphaned_bots(self) -> list[str]:
+        existing = {c.id for c in self._service.list_containers()}
+        found = set()
+        for snap in self._service.list_snapshots(self._snapshotter()):
+            bot = versions.snapshot_bot(snap)
+            if bot and CONTAINER_PREFIX + bot not in existing and _BOT_ID.fullmatch(bot):
+                found.add(bot)
+        return sorted(found)
+
+    def _reconcile_one(self, bot_id: str) -> ReconcileResult:
+        intent = self._intents.read(bot_id)
+        if intent is not None:
+            return self._resume_intent(intent)
+        try:
+            self._service.get_container(self.container_id(bot_id))
+            return ReconcileResult(bot_id, "nothing to do")
+        except errors.NotFound:
+            pass
+        orphan = self._newest_orphan(bot_id)
+        if not orphan:
+            return ReconcileResult(bot_id, "nothing to do")
+        self._service.create_container_from_snapshot(self._bot_request(bot_id, orphan))
+        self._ensure_running(bot_id)
+        return ReconcileResult(bot_id, "recreated the container on", orphan)
+
+    def _resume_intent(self, intent: Intent) -> ReconcileResult:
+        """Finish an interrupted move from whatever its steps left behind."""
+        snaps = {s.name: s for s in self._service.list_snapshots(intent.snapshotter)}
+        old = snaps.get(intent.old_key)
+        if intent.new_key in snaps:
+            target, action = intent.new_key, "finished the interrupted move to"
+        elif old is not None and old.kind == "active":
+            target, action = intent.old_key, "undid the interrupted move, back on"
+        elif intent.parent in snaps:
+            self._service.prepare_snapshot(
+                intent.snapshotter, intent.new_key, intent.parent, {"mcp.bot_id": intent.bot_id}
+            )
+            target, action = intent.new_key, "finished the interrupted move to"
+        else:
+            raise errors.FailedPrecondition(
+                f"cannot repair: none of {intent.new_key}, {intent.old_key}, {intent.parent} exist"
+            )
+        self._replace_container(intent, target)
+        if target == intent.new_key:
+            self._record(intent, retry=True)
+        self._intents.remove(intent.bot_id)
+        return ReconcileResult(intent.bot_id, action, target)
 
     # -- closing -------------------------------------------------------------
 

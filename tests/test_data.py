@@ -48,7 +48,8 @@ def test_export_import_round_trip(manager: Manager, fake: FakeContainerService) 
     seed(fake, "src")
     pid = fake.get_task_info("mcp-src").pid
     buf = export(manager, "src")
-    assert running(fake, "src") and fake.get_task_info("mcp-src").pid != pid  # stopped, restarted
+    assert running(fake, "src")
+    assert fake.get_task_info("mcp-src").pid != pid
     assert manager.container_ip("src")
     manager.start("dst")
     manager.import_data("dst", buf)
@@ -57,10 +58,13 @@ def test_export_import_round_trip(manager: Manager, fake: FakeContainerService) 
     assert (d / "empty").is_dir()
     assert os.readlink(d / "link") == "notes/a.txt"
     assert os.stat(d / "notes" / "a.txt").st_mode & 0o777 == 0o640
-    assert running(fake, "dst") and manager.container_ip("dst")
+    assert running(fake, "dst")
+    assert manager.container_ip("dst")
 
 
-def test_export_of_stopped_bot_leaves_it_stopped(manager: Manager, fake: FakeContainerService) -> None:
+def test_export_of_stopped_bot_leaves_it_stopped(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     manager.ensure_bot("b")
     seed(fake, "b")
     names = {m.name for m in archive.checked_archive(export(manager, "b"))}
@@ -68,7 +72,9 @@ def test_export_of_stopped_bot_leaves_it_stopped(manager: Manager, fake: FakeCon
     assert not running(fake, "b")
 
 
-def test_export_without_data_dir_is_empty_archive(manager: Manager, fake: FakeContainerService) -> None:
+def test_export_without_data_dir_is_empty_archive(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     manager.ensure_bot("b")
     data_dir(fake, "b").rmdir()
     assert archive.checked_archive(export(manager, "b")) == []
@@ -89,7 +95,9 @@ def test_import_merges_into_existing_data(manager: Manager, fake: FakeContainerS
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
-def test_bad_archive_changes_nothing(manager: Manager, fake: FakeContainerService, kind: str) -> None:
+def test_bad_archive_changes_nothing(
+    manager: Manager, fake: FakeContainerService, kind: str
+) -> None:
     manager.start("b")
     d = seed(fake, "b")
     fake.calls.clear()
@@ -114,7 +122,8 @@ def test_import_failure_midway_keeps_old_data_and_restarts(
         manager.import_data("b", make_tgz(lambda t: add_file(t, "notes/a.txt", b"new")))
     assert (d / "notes" / "a.txt").read_text() == "alpha"
     assert not [p for p in d.parent.iterdir() if p.name.startswith(".mcp-import-")]
-    assert running(fake, "b") and manager.container_ip("b")
+    assert running(fake, "b")
+    assert manager.container_ip("b")
 
 
 def test_export_failure_restarts(manager: Manager, fake: FakeContainerService) -> None:
@@ -130,39 +139,50 @@ def test_export_failure_restarts(manager: Manager, fake: FakeContainerService) -
 
     with pytest.raises(errors.MCPManagerError, match="I/O error"):
         manager.export_data("b", Broken())  # type: ignore[arg-type]
-    assert running(fake, "b") and manager.container_ip("b")
+    assert running(fake, "b")
+    assert manager.container_ip("b")
 
 
-def test_stop_failure_during_export_changes_nothing(manager: Manager, fake: FakeContainerService) -> None:
+def test_stop_failure_during_export_changes_nothing(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     manager.start("b")
     ip = manager.container_ip("b")
     fake.fail("stop_container", errors.Unavailable("shim gone"))
     with pytest.raises(errors.Unavailable):
         manager.export_data("b", io.BytesIO())
-    assert running(fake, "b") and manager.container_ip("b") == ip
+    assert running(fake, "b")
+    assert manager.container_ip("b") == ip
 
 
-def test_preserve_delete_start_restore(manager: Manager, fake: FakeContainerService, tmp_path: Path) -> None:
+def test_preserve_delete_start_restore(
+    manager: Manager, fake: FakeContainerService, tmp_path: Path
+) -> None:
     manager.start("b")
     seed(fake, "b")
     assert not manager.has_preserved_data("b")
     manager.delete("b", preserve_data=True)
     assert manager.list_bots() == []
     backup = data.backup_path(manager.config.data_root, "b")
-    assert os.path.isfile(backup) and manager.has_preserved_data("b")
+    assert os.path.isfile(backup)
+    assert manager.has_preserved_data("b")
     manager.start("b")
     assert not (data_dir(fake, "b") / "notes").exists()
     manager.restore_preserved_data("b")
     assert (data_dir(fake, "b") / "notes" / "a.txt").read_text() == "alpha"
-    assert not os.path.exists(backup) and not manager.has_preserved_data("b")
+    assert not os.path.exists(backup)
+    assert not manager.has_preserved_data("b")
     assert running(fake, "b")
 
 
-def test_preserve_standalone_keeps_bot_running(manager: Manager, fake: FakeContainerService) -> None:
+def test_preserve_standalone_keeps_bot_running(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     manager.start("b")
     seed(fake, "b")
     manager.preserve_data("b")
-    assert running(fake, "b") and manager.has_preserved_data("b")
+    assert running(fake, "b")
+    assert manager.has_preserved_data("b")
 
 
 @pytest.mark.parametrize("step", ["stop_container", "snapshot_mounts", "get_container"])
@@ -201,7 +221,8 @@ def test_delete_with_failing_write_leaves_no_partial_file(
         manager.delete("b", preserve_data=True)
     assert sorted(p.name for p in backups.iterdir()) == ["b.tar.gz"]
     assert (backups / "b.tar.gz").read_bytes() == b"older backup"
-    assert running(fake, "b") and manager.list_bots() == ["b"]
+    assert running(fake, "b")
+    assert manager.list_bots() == ["b"]
 
 
 def test_restore_failure_keeps_backup(manager: Manager, fake: FakeContainerService) -> None:
@@ -228,12 +249,15 @@ def test_legacy_directory_import(manager: Manager, fake: FakeContainerService) -
     manager.start("b")
     manager.restore_preserved_data("b")
     assert (data_dir(fake, "b") / "mem" / "MEMORY.md").read_text() == "remember"
-    assert not legacy.exists() and legacy.with_name("b.migrated").is_dir()
+    assert not legacy.exists()
+    assert legacy.with_name("b.migrated").is_dir()
     assert not manager.has_preserved_data("b")
     manager.restore_preserved_data("b")  # already migrated: nothing to do
 
 
-def test_backup_archive_uses_data_relative_names(manager: Manager, fake: FakeContainerService) -> None:
+def test_backup_archive_uses_data_relative_names(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     manager.start("b")
     seed(fake, "b")
     manager.preserve_data("b")

@@ -82,12 +82,14 @@ def test_container_lifecycle(svc: FakeContainerService) -> None:
     create(svc)
     info = svc.get_container("c1")
     assert (info.labels, info.snapshot_key, info.snapshotter) == ({"k": "v"}, "c1", "overlayfs")
-    assert info.created_at is not None and info.created_at.tzinfo is not None
+    assert info.created_at is not None
+    assert info.created_at.tzinfo is not None
     with pytest.raises(errors.AlreadyExists):
         create(svc)
     svc.start_container("c1")
     task = svc.get_task_info("c1")
-    assert task.status is TaskStatus.RUNNING and task.pid > 0
+    assert task.status is TaskStatus.RUNNING
+    assert task.pid > 0
     with pytest.raises(errors.AlreadyExists):
         svc.start_container("c1")
     with pytest.raises(errors.FailedPrecondition):
@@ -130,7 +132,8 @@ def test_network_is_loopback_and_idempotent(svc: FakeContainerService) -> None:
         svc.setup_network(req)  # no running task
     svc.start_container("c1")
     ip = svc.setup_network(req).ip
-    assert ip.startswith("127.") and ip != "127.0.0.1"
+    assert ip.startswith("127.")
+    assert ip != "127.0.0.1"
     assert svc.setup_network(req).ip == ip
     svc.remove_network(req)
     svc.remove_network(req)
@@ -251,7 +254,9 @@ def test_import_oci_and_docker_archives(fake: FakeContainerService, tmp_path: Pa
     assert (image.name, image.id) == ("example.com/a:1", "sha256:" + "cd" * 32)
     manifest = [{"Config": "cfg.json", "RepoTags": ["busybox:1"], "Layers": []}]
     archive = tmp_path / "img.tar"
-    archive.write_bytes(_tar({"manifest.json": json.dumps(manifest).encode(), "cfg.json": b"{}"}).read())
+    archive.write_bytes(
+        _tar({"manifest.json": json.dumps(manifest).encode(), "cfg.json": b"{}"}).read()
+    )
     assert fake.import_image(os.fspath(archive)).name == "docker.io/library/busybox:1"
     with pytest.raises(errors.InvalidArgument):
         fake.import_image(io.BytesIO(b"not a tar"))

@@ -12,8 +12,8 @@ import pytest
 
 from mcpmanager import (
     BOT_LABEL_KEY,
-    FakeContainerService,
     IP_LABEL_KEY,
+    FakeContainerService,
     Manager,
     ManagerConfig,
     errors,
@@ -111,9 +111,12 @@ def test_init_upgrade_check_has_a_deadline(fake: FakeContainerService, tmp_path:
 # -- ensure_bot -------------------------------------------------------------
 
 
-def test_ensure_bot_creates_labelled_container(manager: Manager, fake: FakeContainerService) -> None:
+def test_ensure_bot_creates_labelled_container(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     info = manager.ensure_bot("b1")
-    assert info.id == "mcp-b1" and info.labels[BOT_LABEL_KEY] == "b1"
+    assert info.id == "mcp-b1"
+    assert info.labels[BOT_LABEL_KEY] == "b1"
     req = fake.container_spec("mcp-b1")
     assert req.image_ref == IMAGE
     resolv = req.spec.mounts[0]
@@ -133,13 +136,16 @@ def test_ensure_bot_twice_is_success(manager: Manager, fake: FakeContainerServic
     assert len(fake.list_containers()) == 1
 
 
-def test_ensure_bot_applies_extra_mounts_and_env(fake: FakeContainerService, tmp_path: Path) -> None:
+def test_ensure_bot_applies_extra_mounts_and_env(
+    fake: FakeContainerService, tmp_path: Path
+) -> None:
     extra = MountSpec("/opt/tools", "bind", str(tmp_path), ("rbind", "ro"))
     manager = make_manager(fake, tmp_path, extra_mounts=[extra], env=["A=1"])
     manager.init()
     manager.ensure_bot("b1")
     spec = fake.container_spec("mcp-b1").spec
-    assert extra in spec.mounts and "A=1" in spec.env
+    assert extra in spec.mounts
+    assert "A=1" in spec.env
 
 
 def test_ensure_bot_keeps_orphaned_snapshot(manager: Manager, fake: FakeContainerService) -> None:
@@ -174,7 +180,8 @@ def test_start_runs_task_and_caches_ip(manager: Manager, fake: FakeContainerServ
     manager.start("b1")
     assert fake.get_task_info("mcp-b1").status is TaskStatus.RUNNING
     ip = manager.container_ip("b1")
-    assert ip == fake.container_ip("mcp-b1") and ip.startswith("127.")
+    assert ip == fake.container_ip("mcp-b1")
+    assert ip.startswith("127.")
 
 
 def test_start_on_running_bot_is_a_no_op(manager: Manager, fake: FakeContainerService) -> None:
@@ -244,7 +251,8 @@ def test_stop(manager: Manager, fake: FakeContainerService) -> None:
     assert fake.container_ip("mcp-b1") == ""  # network released: no leaked address
     assert manager.container_ip("b1") == ""
     stop = [c for c in fake.calls if c.method == "stop_container"][-1]
-    assert stop.args[1].timeout == 1.0 and stop.args[1].force
+    assert stop.args[1].timeout == 1.0
+    assert stop.args[1].force
     manager.stop("b1")
     with pytest.raises(errors.NotFound, match="nobody"):
         manager.stop("nobody")
@@ -274,7 +282,9 @@ def test_delete_tolerates_cleanup_failures(manager: Manager, fake: FakeContainer
 def test_list_bots(manager: Manager, fake: FakeContainerService) -> None:
     for bot in ("b", "a"):
         manager.ensure_bot(bot)
-    fake.create_container(CreateContainerRequest(id="other", image_ref=IMAGE, labels={BOT_LABEL_KEY: "x"}))
+    fake.create_container(
+        CreateContainerRequest(id="other", image_ref=IMAGE, labels={BOT_LABEL_KEY: "x"})
+    )
     fake.create_container(CreateContainerRequest(id="mcp-nolabel", image_ref=IMAGE))
     assert manager.list_bots() == ["a", "b"]
 
@@ -323,7 +333,9 @@ def test_container_ip_recovery_gives_up(
     assert fresh.container_ip("b1") == manager.container_ip("b1")  # a later call recovers
 
 
-def test_container_ip_of_stopped_or_missing_bot(manager: Manager, fake: FakeContainerService) -> None:
+def test_container_ip_of_stopped_or_missing_bot(
+    manager: Manager, fake: FakeContainerService
+) -> None:
     assert manager.container_ip("ghost") == ""
     manager.ensure_bot("b1")
     assert manager.container_ip("b1") == ""
@@ -375,9 +387,7 @@ def test_raw_backend_errors_are_wrapped(manager: Manager, fake: FakeContainerSer
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
-def test_every_record_names_the_bot(
-    manager: Manager, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_every_record_names_the_bot(manager: Manager, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, "mcpmanager"):
         manager.start("b1")
         manager.stop("b1")

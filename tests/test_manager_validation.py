@@ -16,7 +16,9 @@ from tests.fakes import make_manager
 VALID = st.from_regex(r"[A-Za-z0-9_-]+", fullmatch=True)
 INVALID = st.one_of(
     st.just(""),
-    st.text(min_size=1).filter(lambda s: not all(c.isascii() and (c.isalnum() or c in "_-") for c in s)),
+    st.text(min_size=1).filter(
+        lambda s: not all(c.isascii() and (c.isalnum() or c in "_-") for c in s)
+    ),
     st.sampled_from(["../x", "a/b", "a b", "a.b", "bot\n", "ü", "a\x00"]),
 )
 
@@ -64,5 +66,3 @@ def test_valid_ids_pass(bot_id: str) -> None:
 def test_non_strings_are_invalid(bad: object) -> None:
     with pytest.raises(errors.InvalidArgument):
         validate_bot_id(bad)
-
-
