@@ -465,15 +465,16 @@ class Manager:
     def container_ip(self, bot_id: str) -> str:
         """The bot's container IP, or ``""`` if it has none (not running, unreachable).
 
-        A cache hit returns at once without any lock but the cache's own. On a
+        A cache hit returns at once and takes no lock at all. On a
         miss the IP is recovered: from the container's ``mcp.container_ip``
         label, else by re-running the (idempotent) network setup of a running
         task, twice at most with back-off.
         """
-        validate_bot_id(bot_id)
-        ip = self._cached_ip(bot_id)
+        # Hot path: a plain dict read is atomic, and only validated IDs are ever cached.
+        ip = self._ips.get(bot_id, "") if type(bot_id) is str else ""
         if ip:
             return ip
+        validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             ip = self._cached_ip(bot_id) or self._recover_ip(bot_id)
         return ip
