@@ -1,0 +1,171 @@
+"""Image records and the manifests/configs they point at."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .. import errors
+from ..types import ImageInfo
+from ._conn import Connection
+from .api import descriptor_pb2, images_pb2, images_pb2_grpc
+from .content import read_blob
+from .refs import name_candidates, platform_matches
+
+__all__ = [
+    "INDEX_TYPES",
+    "ResolvedImage",
+    "chain_ids",
+    "delete_image",
+    "get_image_record",
+    "list_images",
+    "load_json",
+    "pick_manifest",
+    "put_image",
+    "resolve_image",
+    "to_image_info",
+]
+
+INDEX_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+"""Media types of multi-platform indexes."""
+
+_Stub = images_pb2_grpc.ImagesStub
+
+
+@attrs.frozen
+class ResolvedImage:
+    """An image record with its platform manifest and config loaded."""
+
+    name: str
+    target: str
+    manifest_digest: str
+    manifest: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        """Uncompressed layer digests from the config's rootfs."""
+        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+
+
+def to_image_info(image: images_pb2.Image) -> ImageInfo:
+    """Convert containerd's image record to :class:`ImageInfo`."""
+    return ImageInfo(name=image.name, id=image.target.digest, tags=(image.name,))
+
+
+def get_image_record(conn: Connection, ref: str) -> images_pb2.Image:
+    """Return the image stored as ``ref`` or under its short/qualified Docker Hub name."""
+    if not ref:
+        raise errors.InvalidArgument("image reference is empty")
+    first: errors.NotFound | None = None
+    for name in name_candidates(ref):
+        try:
+            resp = conn.unary(
+                _Stub, "Get", images_pb2.GetImageRequest(name=name), what=f"get image {name}"
+            )
+            image: images_pb2.Image = resp.image
+            return image
+        except errors.NotFound as err:
+            first = first or err
+    raise errors.NotFound(f"image {ref} not found") from first
+
+
+def list_images(conn: Connection) -> list[images_pb2.Image]:
+    """Return every image record of the namespace."""
+    resp = conn.unary(_Stub, "List", images_pb2.ListImagesRequest(), what="list images")
+    return list(resp.images)
+
+
+def delete_image(conn: Connection, ref: str, synchronous: bool) -> None:
+    """Delete image record ``ref`` (waiting for garbage collection if ``synchronous``)."""
+    image = get_image_record(conn, ref)
+    conn.unary(
+        _Stub,
+        "Delete",
+        images_pb2.DeleteImageRequest(name=image.name, sync=synchronous),
+        what=f"delete image {image.name}",
+        idempotent=False,
+        timeout=120.0 if synchronous else None,
+    )
+
+
+def put_image(
+    conn: Connection, name: str, media_type: str, digest: str, size: int
+) -> images_pb2.Image:
+    """Create image record ``name`` -> target, or repoint it when it exists."""
+    target = descriptor_pb2.Descriptor(media_type=media_type, digest=digest, size=size)
+    image = images_pb2.Image(name=name, target=target)
+    what = f"create image {name}"
+    try:
+        resp = conn.unary(
+            _Stub,
+            "Create",
+            images_pb2.CreateImageRequest(image=image),
+            what=what,
+            idempotent=False,
+        )
+    except errors.AlreadyExists:
+        resp = conn.unary(
+            _Stub, "Update", images_pb2.UpdateImageRequest(image=image), what=f"update image {name}"
+        )
+    stored: images_pb2.Image = resp.image
+    return stored
+
+
+def load_json(conn: Connection, digest: str) -> Mapping[str, Any]:
+    """Read blob ``digest`` and parse it as a JSON object."""
+    try:
+        data = json.loads(read_blob(conn, digest))
+    except ValueError as err:
+        raise errors.InvalidArgument(f"blob {digest} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidArgument(f"blob {digest} is not a JSON object")
+    return data
+
+
+def pick_manifest(conn: Connection, media_type: str, digest: str) -> tuple[str, Mapping[str, Any]]:
+    """Follow indexes from ``digest`` to the manifest for this host; return it and its digest."""
+    for _ in range(4):
+        doc = load_json(conn, digest)
+        if media_type not in INDEX_TYPES and "manifests" not in doc:
+            return digest, doc
+        entries = [m for m in doc.get("manifests", []) if platform_matches(m)]
+        if not entries:
+            raise errors.NotFound(f"index {digest} has no manifest for this platform")
+        media_type, digest = entries[0].get("mediaType", ""), entries[0]["digest"]
+    raise errors.InvalidArgument(f"index {digest} nests too deeply")
+
+
+def resolve_image(conn: Connection, ref: str) -> ResolvedImage:
+    """Load ``ref``'s record, platform manifest and config."""
+    record = get_image_record(conn, ref)
+    manifest_digest, manifest = pick_manifest(conn, record.target.media_type, record.target.digest)
+    config = load_json(conn, manifest["config"]["digest"])
+    return ResolvedImage(
+        name=record.name,
+        target=record.target.digest,
+        manifest_digest=manifest_digest,
+        manifest=manifest,
+        config=config,
+    )
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The snapshot names of each layer prefix (OCI image-spec ChainID)."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            joined = f"{out[-1]} {diff_id}".encode()
+            out.append("sha256:" + hashlib.sha256(joined).hexdigest())
+    return out

@@ -1,0 +1,342 @@
+"""Pull images from OCI/Docker registries into containerd, client-side like ``ctr pull``.
+
+containerd's daemon never talks to registries: its Go client resolves the
+reference, copies every blob into the Content service, records the image and
+unpacks the layers into a snapshotter. This module does the same, under a
+lease, with the garbage-collection labels the Go client sets so that a
+forced GC keeps everything the image needs:
+
+- index: ``containerd.io/gc.ref.content.m.<i>`` per child manifest;
+- manifest: ``containerd.io/gc.ref.content.config`` and ``...content.l.<i>``;
+- every blob: ``containerd.io/distribution.source.<registry>=<repository>``;
+- layers and config get ``containerd.io/uncompressed`` and
+  ``containerd.io/gc.ref.snapshot.<snapshotter>`` from :mod:`.unpack`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, cast
+
+import attrs
+
+from .. import errors
+from ..types import ImageInfo, PullImageOptions, PullProgress
+from ._conn import Connection
+from .api import content_pb2, content_pb2_grpc, leases_pb2, leases_pb2_grpc
+from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
+from .images import put_image, to_image_info
+from .registry import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    Descriptor,
+    InvalidContent,
+    Reference,
+    RegistryClient,
+    host_platform,
+    parse_reference,
+    select_manifest,
+)
+from .unpack import unpack
+
+__all__ = [
+    "DEFAULT_SNAPSHOTTER",
+    "LAYER_WORKERS",
+    "PULL_TIMEOUT",
+    "RESOLVE_TIMEOUT",
+    "pull_image",
+    "resolve_remote_digest",
+]
+
+log = logging.getLogger("mcpmanager.containerd.pull")
+
+RESOLVE_TIMEOUT = 15.0
+"""Seconds the upgrade check's registry request may stay silent."""
+
+PULL_TIMEOUT = 3600.0
+"""Seconds a whole pull (all blobs, unpack, image record) may take."""
+
+LAYER_WORKERS = 3
+"""Layers downloaded at once (the Go client's default is 3 as well)."""
+
+DEFAULT_SNAPSHOTTER = "overlayfs"
+"""Snapshotter used when :class:`PullImageOptions` names none."""
+
+_MAX_METADATA = 8 << 20
+_GC_CONTENT = "containerd.io/gc.ref.content."
+_SOURCE_LABEL = "containerd.io/distribution.source."
+
+
+def resolve_remote_digest(ref: str, plain_http_registries: Iterable[str] = ()) -> str:
+    """The digest ``ref`` currently points to in its registry (nothing is downloaded)."""
+    client = RegistryClient(plain_http_registries, timeout=RESOLVE_TIMEOUT)
+    return client.resolve(parse_reference(ref)).digest
+
+
+def pull_image(
+    conn: Connection,
+    ref: str,
+    opts: PullImageOptions | None = None,
+    plain_http_registries: Iterable[str] = (),
+    *,
+    timeout: float = PULL_TIMEOUT,
+    client: RegistryClient | None = None,
+) -> ImageInfo:
+    """Pull ``ref`` into ``conn``'s namespace and return the image record.
+
+    Blobs the content store already has are not downloaded again. With
+    ``opts.unpack`` the layers are unpacked into ``opts.snapshotter``
+    (default ``overlayfs``). ``opts.progress`` is called from worker threads
+    with each blob's progress. ``timeout`` bounds the whole pull.
+    """
+    opts = opts or PullImageOptions()
+    parsed = parse_reference(ref)
+    job = _Job(
+        parsed=parsed,
+        client=client or RegistryClient(plain_http_registries),
+        progress=opts.progress,
+        deadline=time.monotonic() + timeout,
+    )
+    target = job.client.resolve(parsed)
+    log.info("pulling %s (%s)", parsed.name, target.digest)
+    with conn.lease(expire=timeout + 3600.0) as leased:
+        manifest, config = _fetch_metadata(leased, job, target)
+        _fetch_layers(leased, job, manifest)
+        if opts.unpack:
+            job.check_deadline("unpacking")
+            unpack(leased, manifest, config, opts.snapshotter or DEFAULT_SNAPSHOTTER)
+        record = put_image(leased, parsed.name, target.media_type, target.digest, target.size)
+    log.info("pulled %s (%s)", parsed.name, target.digest)
+    return to_image_info(record)
+
+
+@attrs.define
+class _Job:
+    """What every step of one pull needs."""
+
+    parsed: Reference
+    client: RegistryClient
+    progress: Callable[[PullProgress], None] | None
+    deadline: float
+    cancelled: threading.Event = attrs.field(factory=threading.Event)
+
+    @property
+    def source_labels(self) -> dict[str, str]:
+        return {_SOURCE_LABEL + self.parsed.registry: self.parsed.repository}
+
+    def check_deadline(self, what: str) -> None:
+        if time.monotonic() > self.deadline:
+            raise errors.DeadlineExceeded(f"pulling {self.parsed.name}: timed out while {what}")
+        if self.cancelled.is_set():
+            raise errors.MCPManagerError(f"pulling {self.parsed.name}: cancelled while {what}")
+
+    def report(self, digest: str, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        try:
+            self.progress(PullProgress(ref=self.parsed.name, digest=digest, done=done, total=total))
+        except Exception:  # a caller's callback must not break the pull
+            log.warning("pull progress callback failed", exc_info=True)
+
+
+# ------------------------------------------------------------ metadata
+
+
+def _fetch_metadata(
+    conn: Connection, job: _Job, target: Descriptor
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Store index(es), the platform manifest and its config; return manifest and config."""
+    desc = target
+    for _depth in range(4):
+        if desc.media_type in INDEX_MEDIA_TYPES:
+            index = _load_json(_store_manifest(conn, job, desc), desc)
+            _label_index(conn, job, desc, index)
+            desc = select_manifest(
+                index, host_platform(), f"index {desc.digest} of {job.parsed.name}"
+            )
+            continue
+        if desc.media_type and desc.media_type not in MANIFEST_MEDIA_TYPES:
+            raise errors.NotSupported(f"pulling {job.parsed.name}: media type {desc.media_type}")
+        manifest = _load_json(_store_manifest(conn, job, desc), desc)
+        config_desc = _config_descriptor(manifest, desc)
+        labels = {**job.source_labels, **_manifest_labels(manifest, config_desc)}
+        _label_blob(conn, job, desc, labels)
+        config = _load_json(_store_small_blob(conn, job, config_desc), config_desc)
+        return manifest, config
+    raise InvalidContent(f"pulling {job.parsed.name}: indexes nest too deeply")
+
+
+def _store_manifest(conn: Connection, job: _Job, desc: Descriptor) -> bytes:
+    if _lease_if_present(conn, desc.digest):
+        data = read_blob(conn, desc.digest, _MAX_METADATA)
+    else:
+        data = job.client.fetch_manifest(job.parsed, desc)
+        write_blob(conn, io.BytesIO(data), desc.digest, desc.size, job.source_labels)
+    job.report(desc.digest, desc.size, desc.size)
+    return data
+
+
+def _store_small_blob(conn: Connection, job: _Job, desc: Descriptor) -> bytes:
+    if desc.size > _MAX_METADATA:
+        raise InvalidContent(f"pulling {job.parsed.name}: config {desc.digest} is too large")
+    if _lease_if_present(conn, desc.digest):
+        data = read_blob(conn, desc.digest, _MAX_METADATA)
+        set_blob_labels(conn, desc.digest, job.source_labels)
+    else:
+        data = b"".join(job.client.iter_blob(job.parsed, desc))
+        write_blob(conn, io.BytesIO(data), desc.digest, desc.size, job.source_labels)
+    job.report(desc.digest, desc.size, desc.size)
+    return data
+
+
+def _load_json(data: bytes, desc: Descriptor) -> Mapping[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise InvalidContent(f"blob {desc.digest} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidContent(f"blob {desc.digest} is not a JSON object")
+    if doc.get("schemaVersion") == 1:
+        raise errors.NotSupported(f"blob {desc.digest}: Docker schema 1 manifests are unsupported")
+    return doc
+
+
+def _config_descriptor(manifest: Mapping[str, Any], desc: Descriptor) -> Descriptor:
+    config = manifest.get("config")
+    if not isinstance(config, Mapping):
+        raise InvalidContent(f"manifest {desc.digest} has no config")
+    return Descriptor.from_json(config, f"manifest {desc.digest}")
+
+
+def _manifest_labels(manifest: Mapping[str, Any], config: Descriptor) -> dict[str, str]:
+    labels = {_GC_CONTENT + "config": config.digest}
+    for i, layer in enumerate(_children(manifest, "layers")):
+        labels[f"{_GC_CONTENT}l.{i}"] = layer.digest
+    return labels
+
+
+def _index_labels(index: Mapping[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for child in _children(index, "manifests"):
+        prefix = _GC_CONTENT + ("m." if child.media_type in MANIFEST_MEDIA_TYPES else "")
+        n = counts.get(prefix, 0)
+        counts[prefix] = n + 1
+        labels[f"{prefix}{n}"] = child.digest
+    return labels
+
+
+def _children(doc: Mapping[str, Any], key: str) -> list[Descriptor]:
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        raise InvalidContent(f"{key} of a manifest is not a list")
+    return [Descriptor.from_json(item, key) for item in items]
+
+
+def _label_index(conn: Connection, job: _Job, desc: Descriptor, index: Mapping[str, Any]) -> None:
+    _label_blob(conn, job, desc, {**job.source_labels, **_index_labels(index)})
+
+
+def _label_blob(conn: Connection, job: _Job, desc: Descriptor, labels: Mapping[str, str]) -> None:
+    job.check_deadline(f"labelling {desc.digest}")
+    set_blob_labels(conn, desc.digest, labels)
+
+
+def _lease_if_present(conn: Connection, digest: str) -> bool:
+    """True if the store has ``digest``; then it is added to our lease so GC keeps it."""
+    try:
+        conn.unary(
+            content_pb2_grpc.ContentStub,
+            "Info",
+            content_pb2.InfoRequest(digest=digest),
+            what=f"stat blob {digest}",
+        )
+    except errors.NotFound:
+        return False
+    resource = leases_pb2.Resource(id=digest, type="content")
+    conn.unary(
+        leases_pb2_grpc.LeasesStub,
+        "AddResource",
+        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
+        what=f"lease blob {digest}",
+    )
+    return True
+
+
+# -------------------------------------------------------------- layers
+
+
+def _fetch_layers(conn: Connection, job: _Job, manifest: Mapping[str, Any]) -> None:
+    """Download every missing layer, a few at once; the first failure cancels the rest."""
+    layers = list({layer.digest: layer for layer in _children(manifest, "layers")}.values())
+    pool = concurrent.futures.ThreadPoolExecutor(LAYER_WORKERS, thread_name_prefix="mcpm-pull")
+    try:
+        futures = [pool.submit(_fetch_layer, conn, job, layer) for layer in layers]
+        remaining = max(job.deadline - time.monotonic(), 0.0)
+        done, _ = concurrent.futures.wait(
+            futures, timeout=remaining, return_when=concurrent.futures.FIRST_EXCEPTION
+        )
+        for future in futures:
+            if future in done and future.exception() is not None:
+                raise cast(BaseException, future.exception())
+        if len(done) != len(futures):
+            raise errors.DeadlineExceeded(f"pulling {job.parsed.name}: timed out on layers")
+    except BaseException:
+        job.cancelled.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _fetch_layer(conn: Connection, job: _Job, layer: Descriptor) -> None:
+    job.check_deadline(f"fetching layer {layer.digest}")
+    if _lease_if_present(conn, layer.digest):
+        set_blob_labels(conn, layer.digest, job.source_labels)
+        log.debug("layer %s already present", layer.digest)
+        job.report(layer.digest, layer.size, layer.size)
+        return
+    stream = _BlobReader(job, layer)
+    try:
+        write_blob(conn, cast(BinaryIO, stream), layer.digest, layer.size, job.source_labels)
+    except errors.MCPManagerError:
+        if stream.error is not None:
+            raise stream.error from None
+        raise
+    if stream.error is not None:
+        raise stream.error
+    log.debug("fetched layer %s (%d bytes)", layer.digest, layer.size)
+
+
+class _BlobReader:
+    """A read()-able view of a verified registry blob stream that reports progress.
+
+    An error from the registry (or the deadline) is kept in ``error`` because
+    gRPC swallows exceptions raised inside a request iterator.
+    """
+
+    def __init__(self, job: _Job, desc: Descriptor) -> None:
+        self._job = job
+        self._desc = desc
+        self._chunks: Iterator[bytes] = job.client.iter_blob(job.parsed, desc, CHUNK_SIZE)
+        self._done = 0
+        self.error: errors.MCPManagerError | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        """Return the next chunk (at most one registry read), ``b""`` at the end."""
+        del size
+        try:
+            self._job.check_deadline(f"fetching layer {self._desc.digest}")
+            chunk = next(self._chunks, b"")
+        except errors.MCPManagerError as exc:
+            self.error = exc
+            raise
+        self._done += len(chunk)
+        if chunk:
+            self._job.report(self._desc.digest, self._done, self._desc.size)
+        return chunk

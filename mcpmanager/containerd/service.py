@@ -1,0 +1,336 @@
+"""ContainerdService: the ContainerService protocol over containerd's gRPC API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from .. import errors
+from ..types import (
+    ContainerInfo,
+    CreateContainerRequest,
+    DeleteContainerOptions,
+    DeleteTaskOptions,
+    ImageInfo,
+    MountInfo,
+    NetworkResult,
+    NetworkSetupRequest,
+    PullImageOptions,
+    SnapshotInfo,
+    StopTaskOptions,
+    TaskInfo,
+)
+from . import containers, images, snapshots, tasks
+from ._conn import Connection
+from .api import snapshots_pb2
+from .importer import import_archive
+from .spec import build_spec, spec_any
+from .unpack import unpack
+
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_SNAPSHOTTER", "ContainerdService"]
+
+log = logging.getLogger("mcpmanager.containerd")
+
+DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
+"""Where a system containerd listens."""
+
+DEFAULT_SNAPSHOTTER = "overlayfs"
+"""Snapshotter used when a request names none."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$")
+
+
+def _require(value: str, what: str) -> str:
+    if not value:
+        raise errors.InvalidArgument(f"{what} is empty")
+    return value
+
+
+def _check_id(container_id: str) -> str:
+    if not _ID.match(container_id or ""):
+        raise errors.InvalidArgument(f"invalid container id {container_id!r}")
+    return container_id
+
+
+class ContainerdService:
+    """The real backend: images, containers, tasks and snapshots in containerd.
+
+    Thread-safe; one gRPC channel is shared by all calls and survives daemon
+    restarts. Registries on loopback (and those in ``plain_http_registries``)
+    are spoken to over plain HTTP. Limits: ``ContainerSpec.user`` must be
+    numeric (``uid[:gid]``) or ``root``; ``ContainerSpec.dns`` is not applied
+    here (mount a resolv.conf instead, as the Manager does); networking raises
+    NotSupported until the CNI piece lands.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        namespace: str = "default",
+        *,
+        plain_http_registries: Sequence[str] = (),
+        cni_cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._conn = Connection(address, _require(namespace, "namespace"))
+        self.namespace = namespace
+        self.plain_http_registries = tuple(plain_http_registries)
+        self.cni_cache_dir = os.fspath(cni_cache_dir) if cni_cache_dir is not None else None
+
+    @property
+    def connection(self) -> Connection:
+        """The underlying connection (for pull/unpack helpers and tests)."""
+        return self._conn
+
+    def __enter__(self) -> ContainerdService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- images -----------------------------------------------------------
+
+    def pull_image(self, ref: str, opts: PullImageOptions | None = None) -> ImageInfo:
+        """Fetch ``ref`` from its registry and unpack it (see :mod:`.pull`)."""
+        from . import pull
+
+        opts = opts or PullImageOptions()
+        if not opts.snapshotter:
+            opts = PullImageOptions(
+                unpack=opts.unpack, snapshotter=DEFAULT_SNAPSHOTTER, progress=opts.progress
+            )
+        return pull.pull_image(
+            self._conn, _require(ref, "image reference"), opts, self.plain_http_registries
+        )
+
+    def resolve_remote_digest(self, ref: str) -> str:
+        """Ask the registry which digest ``ref`` names now."""
+        from . import pull
+
+        return pull.resolve_remote_digest(
+            _require(ref, "image reference"), self.plain_http_registries
+        )
+
+    def get_image(self, ref: str) -> ImageInfo:
+        """Return local image ``ref`` (also found under its short Docker Hub name)."""
+        return images.to_image_info(images.get_image_record(self._conn, ref))
+
+    def list_images(self) -> list[ImageInfo]:
+        """Return every local image."""
+        return [images.to_image_info(i) for i in images.list_images(self._conn)]
+
+    def delete_image(self, ref: str, synchronous: bool = False) -> None:
+        """Delete image ``ref``; ``synchronous`` waits for garbage collection."""
+        images.delete_image(self._conn, ref, synchronous)
+
+    def import_image(
+        self, archive: str | os.PathLike[str] | BinaryIO, ref: str | None = None
+    ) -> ImageInfo:
+        """Import an OCI-layout or ``docker save`` tar and unpack it into overlayfs."""
+        return import_archive(self._conn, archive, ref, DEFAULT_SNAPSHOTTER)
+
+    def _image_for(self, ref: str, snapshotter: str) -> images.ResolvedImage:
+        """Load the image, pulling it when missing and unpacking it when needed."""
+        try:
+            image = images.resolve_image(self._conn, _require(ref, "image reference"))
+        except errors.NotFound:
+            log.info("image %s is not local; pulling it", ref)
+            self.pull_image(ref, PullImageOptions(snapshotter=snapshotter))
+            image = images.resolve_image(self._conn, ref)
+        chain = images.chain_ids(image.diff_ids)
+        if not chain:
+            raise errors.InvalidArgument(f"image {ref} has no layers")
+        if not snapshots.exists(self._conn, snapshotter, chain[-1]):
+            unpack(self._conn, image.manifest, image.config, snapshotter)
+        return image
+
+    # --- containers -------------------------------------------------------
+
+    def create_container(self, req: CreateContainerRequest) -> ContainerInfo:
+        """Create a container on a new active snapshot named after it.
+
+        An existing snapshot with that name is never replaced: AlreadyExists
+        names it so the caller can rescue its data. The snapshot is a GC root,
+        so it outlives the container unless deleted with ``cleanup_snapshot``.
+        """
+        if req.snapshot_id:
+            return self.create_container_from_snapshot(req)
+        cid = _check_id(req.id)
+        snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
+        self._refuse_existing(cid)
+        image = self._image_for(req.image_ref, snapshotter)
+        spec = spec_any(build_spec(self.namespace, cid, image.config, req.spec))
+        parent = images.chain_ids(image.diff_ids)[-1]
+        with self._conn.lease() as leased:
+            self._prepare_own_snapshot(leased, snapshotter, cid, parent)
+            try:
+                record = containers.create_record(
+                    leased,
+                    cid,
+                    image=image.name,
+                    snapshotter=snapshotter,
+                    snapshot_key=cid,
+                    spec=spec,
+                    labels=req.labels,
+                )
+            except errors.MCPManagerError:
+                with contextlib.suppress(errors.MCPManagerError):
+                    snapshots.remove(leased, snapshotter, cid)
+                raise
+        return containers.to_container_info(record)
+
+    def _refuse_existing(self, cid: str) -> None:
+        try:
+            containers.get_record(self._conn, cid)
+        except errors.NotFound:
+            return
+        raise errors.AlreadyExists(f"container {cid} already exists")
+
+    @staticmethod
+    def _prepare_own_snapshot(conn: Connection, snapshotter: str, key: str, parent: str) -> None:
+        taken = errors.AlreadyExists(
+            f"snapshot {key!r} already exists in {snapshotter}; refusing to replace it "
+            "(it may hold a bot's data)"
+        )
+        if snapshots.exists(conn, snapshotter, key):
+            raise taken
+        try:
+            snapshots.prepare(conn, snapshotter, key, parent, snapshots.gc_root_labels())
+        except errors.AlreadyExists:
+            raise taken from None
+
+    def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
+        """Create a container on the existing active snapshot ``req.snapshot_id``."""
+        cid = _check_id(req.id)
+        key = _require(req.snapshot_id, "snapshot id")
+        snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
+        self._refuse_existing(cid)
+        info = snapshots.stat(self._conn, snapshotter, key)
+        if info.kind != snapshots_pb2.ACTIVE:
+            raise errors.FailedPrecondition(
+                f"snapshot {key!r} in {snapshotter} is not active; prepare one from it first"
+            )
+        image = self._image_for(req.image_ref, snapshotter)
+        spec = spec_any(build_spec(self.namespace, cid, image.config, req.spec))
+        record = containers.create_record(
+            self._conn,
+            cid,
+            image=image.name,
+            snapshotter=snapshotter,
+            snapshot_key=key,
+            spec=spec,
+            labels=req.labels,
+        )
+        return containers.to_container_info(record)
+
+    def get_container(self, id: str) -> ContainerInfo:
+        """Return container ``id``; NotFound if it does not exist."""
+        return containers.to_container_info(containers.get_record(self._conn, _check_id(id)))
+
+    def list_containers(self) -> list[ContainerInfo]:
+        """Return every container of the namespace."""
+        return [containers.to_container_info(c) for c in containers.list_records(self._conn)]
+
+    def list_containers_by_label(self, key: str, value: str = "") -> list[ContainerInfo]:
+        """Return containers labelled ``key`` (equal to ``value`` when it is non-empty)."""
+        _require(key, "label key")
+        return [
+            c
+            for c in self.list_containers()
+            if key in c.labels and (not value or c.labels[key] == value)
+        ]
+
+    def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
+        """Delete the container, a leftover task first, and its snapshot if asked."""
+        opts = opts or DeleteContainerOptions()
+        record = containers.get_record(self._conn, _check_id(id))
+        with contextlib.suppress(errors.NotFound):
+            tasks.delete_task(self._conn, id, force=True)
+        key, snapshotter = record.snapshot_key, record.snapshotter
+        if key and not opts.cleanup_snapshot:
+            # Once the container is gone nothing references the snapshot; keep it from GC.
+            with contextlib.suppress(errors.NotFound):
+                snapshots.set_labels(self._conn, snapshotter, key, snapshots.gc_root_labels())
+        containers.delete_record(self._conn, id)
+        if key and opts.cleanup_snapshot:
+            with contextlib.suppress(errors.NotFound):
+                snapshots.remove(self._conn, snapshotter, key)
+
+    # --- tasks ------------------------------------------------------------
+
+    def start_container(self, id: str) -> None:
+        """Create and start the container's task (replacing a stopped one)."""
+        tasks.start_task(self._conn, containers.get_record(self._conn, _check_id(id)))
+
+    def stop_container(self, id: str, opts: StopTaskOptions | None = None) -> None:
+        """Stop the task; a container without a running task is already stopped."""
+        containers.get_record(self._conn, _check_id(id))
+        tasks.stop_task(self._conn, id, opts or StopTaskOptions())
+
+    def delete_task(self, id: str, opts: DeleteTaskOptions | None = None) -> None:
+        """Delete the container's task; ``force`` kills a running one first."""
+        tasks.delete_task(self._conn, _check_id(id), (opts or DeleteTaskOptions()).force)
+
+    def get_task_info(self, id: str) -> TaskInfo:
+        """Return the container's task; NotFound if it has none."""
+        return tasks.get_task(self._conn, _check_id(id))
+
+    def list_tasks(self, filter: str = "") -> list[TaskInfo]:
+        """Return every task (``filter`` is a containerd filter expression)."""
+        return tasks.list_tasks(self._conn, filter)
+
+    # --- network ----------------------------------------------------------
+
+    def setup_network(self, req: NetworkSetupRequest) -> NetworkResult:
+        """Not implemented yet in this backend (CNI comes separately)."""
+        raise errors.NotSupported(f"network setup for container {req.container_id}")
+
+    def remove_network(self, req: NetworkSetupRequest) -> None:
+        """Not implemented yet in this backend (CNI comes separately)."""
+        raise errors.NotSupported(f"network removal for container {req.container_id}")
+
+    # --- snapshots --------------------------------------------------------
+
+    def commit_snapshot(
+        self, snapshotter: str, name: str, key: str, labels: dict[str, str] | None = None
+    ) -> None:
+        """Commit active ``key`` as ``name``, labelled as a GC root so it is kept."""
+        merged = {**snapshots.gc_root_labels(), **(labels or {})}
+        snapshots.commit(
+            self._conn,
+            _require(snapshotter, "snapshotter"),
+            _require(name, "snapshot name"),
+            _require(key, "snapshot key"),
+            merged,
+        )
+
+    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
+        """Return every snapshot of ``snapshotter``."""
+        return snapshots.list_snapshots(self._conn, _require(snapshotter, "snapshotter"))
+
+    def prepare_snapshot(
+        self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None
+    ) -> None:
+        """Create active ``key`` on committed ``parent``, kept as a GC root until used."""
+        merged = {**snapshots.gc_root_labels(), **(labels or {})}
+        snapshots.prepare(
+            self._conn,
+            _require(snapshotter, "snapshotter"),
+            _require(key, "snapshot key"),
+            _require(parent, "parent snapshot"),
+            merged,
+        )
+
+    def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
+        """Return the mounts that show snapshot ``key``."""
+        found = snapshots.mounts(
+            self._conn, _require(snapshotter, "snapshotter"), _require(key, "snapshot key")
+        )
+        return [snapshots.to_mount_info(m) for m in found]
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self._conn.close()

@@ -1,0 +1,161 @@
+"""Tasks (a container's running process): start, stop, delete, inspect."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+
+from .. import errors
+from ..types import StopTaskOptions, TaskInfo, TaskStatus
+from ._conn import Connection
+from .api import containers_pb2, task_pb2, tasks_pb2, tasks_pb2_grpc
+from .snapshots import mounts
+
+__all__ = ["delete_task", "get_task", "list_tasks", "start_task", "stop_task", "to_task_info"]
+
+log = logging.getLogger("mcpmanager.containerd")
+
+_Stub = tasks_pb2_grpc.TasksStub
+_STATUS = {
+    task_pb2.CREATED: TaskStatus.CREATED,
+    task_pb2.RUNNING: TaskStatus.RUNNING,
+    task_pb2.STOPPED: TaskStatus.STOPPED,
+    task_pb2.PAUSED: TaskStatus.PAUSED,
+    task_pb2.PAUSING: TaskStatus.PAUSED,
+}
+KILL_WAIT = 10.0
+"""Seconds to wait for a task to exit after SIGKILL."""
+
+
+def to_task_info(p: task_pb2.Process, container_id: str = "") -> TaskInfo:
+    """Convert containerd's process message to :class:`TaskInfo`."""
+    return TaskInfo(
+        container_id=p.container_id or container_id or p.id,
+        id=p.id,
+        pid=p.pid,
+        status=_STATUS.get(p.status, TaskStatus.UNKNOWN),
+        exit_code=p.exit_status,
+    )
+
+
+def get_task(conn: Connection, container_id: str) -> TaskInfo:
+    """Return the task of ``container_id``; NotFound if it has none."""
+    resp = conn.unary(
+        _Stub,
+        "Get",
+        tasks_pb2.GetRequest(container_id=container_id),
+        what=f"get task of container {container_id}",
+    )
+    return to_task_info(resp.process, container_id)
+
+
+def list_tasks(conn: Connection, filter: str = "") -> list[TaskInfo]:
+    """Return every task of the namespace matching ``filter``."""
+    resp = conn.unary(_Stub, "List", tasks_pb2.ListTasksRequest(filter=filter), what="list tasks")
+    return [to_task_info(p) for p in resp.tasks]
+
+
+def start_task(conn: Connection, record: containers_pb2.Container) -> None:
+    """Create the task on the container's snapshot (null IO) and start it.
+
+    A stopped task left from an earlier run is deleted first; a task that
+    was created but never started is started.
+    """
+    cid = record.id
+    try:
+        existing = get_task(conn, cid)
+    except errors.NotFound:
+        existing = None
+    if existing is not None and existing.status == TaskStatus.STOPPED:
+        _delete(conn, cid)
+        existing = None
+    if existing is not None and existing.status != TaskStatus.CREATED:
+        raise errors.AlreadyExists(f"container {cid} already has a {existing.status.value} task")
+    if existing is None:
+        rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
+        req = tasks_pb2.CreateTaskRequest(container_id=cid, rootfs=rootfs)
+        conn.unary(_Stub, "Create", req, what=f"create task of container {cid}", idempotent=False)
+    try:
+        conn.unary(
+            _Stub,
+            "Start",
+            tasks_pb2.StartRequest(container_id=cid),
+            what=f"start task of container {cid}",
+            idempotent=False,
+        )
+    except errors.MCPManagerError:
+        with contextlib.suppress(errors.MCPManagerError):
+            _delete(conn, cid)
+        raise
+
+
+def _kill(conn: Connection, cid: str, sig: int) -> bool:
+    """Send ``sig`` to the task; False when there is no process left to signal."""
+    try:
+        conn.unary(
+            _Stub,
+            "Kill",
+            tasks_pb2.KillRequest(container_id=cid, signal=sig),
+            what=f"signal {sig} to task of container {cid}",
+            idempotent=False,
+        )
+    except errors.NotFound:
+        return False
+    return True
+
+
+def _wait(conn: Connection, cid: str, timeout: float) -> None:
+    conn.unary(
+        _Stub,
+        "Wait",
+        tasks_pb2.WaitRequest(container_id=cid),
+        what=f"wait for task of container {cid}",
+        timeout=max(timeout, 0.001),
+    )
+
+
+def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> None:
+    """Signal the task and wait for it; SIGKILL after the timeout when forced.
+
+    A container with no task, or whose task has stopped, is already stopped.
+    """
+    try:
+        info = get_task(conn, cid)
+    except errors.NotFound:
+        return
+    if info.status == TaskStatus.STOPPED:
+        return
+    if not _kill(conn, cid, opts.signal or int(signal.SIGTERM)):
+        return
+    try:
+        _wait(conn, cid, opts.timeout if opts.timeout > 0 else 10.0)
+        return
+    except errors.DeadlineExceeded:
+        if not opts.force:
+            raise errors.DeadlineExceeded(
+                f"task of container {cid} did not stop within {opts.timeout}s"
+            ) from None
+    log.info("task of container %s ignored signal %d; killing it", cid, opts.signal)
+    if _kill(conn, cid, int(signal.SIGKILL)):
+        _wait(conn, cid, KILL_WAIT)
+
+
+def _delete(conn: Connection, cid: str) -> None:
+    conn.unary(
+        _Stub,
+        "Delete",
+        tasks_pb2.DeleteTaskRequest(container_id=cid),
+        what=f"delete task of container {cid}",
+        idempotent=False,
+    )
+
+
+def delete_task(conn: Connection, cid: str, force: bool) -> None:
+    """Delete the task of ``cid``; with ``force`` kill it and wait for it first."""
+    if force:
+        get_task(conn, cid)
+        if _kill(conn, cid, int(signal.SIGKILL)):
+            with contextlib.suppress(errors.DeadlineExceeded):
+                _wait(conn, cid, KILL_WAIT)
+    _delete(conn, cid)
