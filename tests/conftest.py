@@ -12,5 +12,6 @@ pytest_plugins = [
     "tests.harness.containerd",
     "tests.harness.registry",
     "tests.harness.postgres",
+    "tests.harness.netns",
     "tests.fakes",
 ]

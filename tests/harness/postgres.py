@@ -53,6 +53,9 @@ def free_port() -> int:
         return port
 
 
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
+
+
 @dataclass
 class PostgresCluster:
     """A running throwaway cluster; ``conninfo`` reaches database ``mcpmanager_test``."""
@@ -76,12 +79,21 @@ class PostgresCluster:
         )
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run a PostgreSQL program from ``bin_dir`` as the postgres user."""
+        """Run a PostgreSQL program from ``bin_dir`` as the postgres user.
+
+        The user switch is done by ``runuser``, not by subprocess's ``user=``:
+        that would force a plain fork() of this multi-threaded (gRPC) process,
+        and such a child can crash before it execs.
+        """
         return subprocess.run(
-            [os.path.join(self.bin_dir, args[0]), *args[1:]],
-            user=self.user.pw_uid,
-            group=self.user.pw_gid,
-            extra_groups=[],
+            [
+                RUNUSER,
+                "-u",
+                self.user.pw_name,
+                "--",
+                os.path.join(self.bin_dir, args[0]),
+                *args[1:],
+            ],
             cwd=self.base,
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": self.base},
             capture_output=True,
@@ -130,7 +142,10 @@ class PostgresCluster:
             "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {DATABASE}",
         )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"CREATE DATABASE failed: {done.stderr}")
+            raise RuntimeError(
+                f"CREATE DATABASE failed (exit {done.returncode}): {done.stderr}{done.stdout}\n"
+                f"{self.log_tail()}"
+            )
 
     def stop(self) -> None:
         """Stop the server immediately; kill the postmaster if pg_ctl cannot."""

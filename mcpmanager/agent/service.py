@@ -1,0 +1,241 @@
+"""The ``mcpcontainer.ContainerService`` servicer: each RPC, with memoh's behaviour."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+
+from ..client import mcpcontainer_pb2 as pb
+from ..client import mcpcontainer_pb2_grpc as pb_grpc
+from ..client.protocol import (
+    DEFAULT_EXEC_TIMEOUT,
+    DEFAULT_WORKDIR,
+    EXIT_TIMED_OUT,
+    RAW_CHUNK_SIZE,
+)
+from .execproc import STDOUT, Execution
+from .failures import AgentError, from_os_error
+from .fileinfo import go_mode, rfc3339
+from .rootfs import RootFS
+from .textpage import read_page
+
+__all__ = ["ContainerServicer"]
+
+log = logging.getLogger("mcpmanager.agent")
+
+_Servicer: Any = pb_grpc.ContainerServiceServicer
+
+
+class ContainerServicer(_Servicer):  # type: ignore[misc]
+    """Serves one container's file tree (a :class:`RootFS`) and runs its commands."""
+
+    def __init__(self, fs: RootFS) -> None:
+        self._fs = fs
+        self._lock = threading.Lock()
+        self._running: set[Execution] = set()
+
+    def kill_all(self) -> int:
+        """Kill every command still running; returns how many were signalled."""
+        with self._lock:
+            runs = list(self._running)
+        return sum(1 for run in runs if run.kill())
+
+    # -- files -----------------------------------------------------------------
+
+    def ReadFile(self, request: pb.ReadFileRequest, context: grpc.ServicerContext) -> Any:
+        """A page of a text file, with the limits of :func:`read_page`."""
+        with _failures(context, "read_file"):
+            path = _required(request.path)
+            with self._fs.open_regular(path, "read") as f:
+                page = read_page(f, request.line_offset, request.n_lines)
+            return pb.ReadFileResponse(
+                content=page.content, total_lines=page.total_lines, binary=page.binary
+            )
+
+    def WriteFile(self, request: pb.WriteFileRequest, context: grpc.ServicerContext) -> Any:
+        """Create or truncate a file (mode 0600 when new); parents are made."""
+        with _failures(context, "write_file"):
+            self._fs.write_file(_required(request.path), request.content)
+            return pb.WriteFileResponse()
+
+    def ListDir(self, request: pb.ListDirRequest, context: grpc.ServicerContext) -> Any:
+        """A directory's entries, recursively if asked; empty path means /data."""
+        with _failures(context, "list_dir"):
+            entries = self._fs.list_dir(request.path or ".", request.recursive)
+            return pb.ListDirResponse(entries=[_entry(rel, st) for rel, st in entries])
+
+    def Stat(self, request: pb.StatRequest, context: grpc.ServicerContext) -> Any:
+        """One entry, symlinks followed; ``path`` is the base name."""
+        with _failures(context, "stat"):
+            name, st = self._fs.stat(_required(request.path))
+            return pb.StatResponse(entry=_entry(name, st))
+
+    def Mkdir(self, request: pb.MkdirRequest, context: grpc.ServicerContext) -> Any:
+        """``mkdir -p`` (mode 0750)."""
+        with _failures(context, "mkdir"):
+            self._fs.mkdir(_required(request.path))
+            return pb.MkdirResponse()
+
+    def Rename(self, request: pb.RenameRequest, context: grpc.ServicerContext) -> Any:
+        """Move a path, making the new one's parents."""
+        with _failures(context, "rename"):
+            if not request.old_path or not request.new_path:
+                raise AgentError.invalid("old_path and new_path are required")
+            self._fs.rename(request.old_path, request.new_path)
+            return pb.RenameResponse()
+
+    def DeleteFile(self, request: pb.DeleteFileRequest, context: grpc.ServicerContext) -> Any:
+        """Remove a path; one that does not exist is fine."""
+        with _failures(context, "delete_file"):
+            self._fs.delete(_required(request.path), request.recursive)
+            return pb.DeleteFileResponse()
+
+    def ReadRaw(self, request: pb.ReadRawRequest, context: grpc.ServicerContext) -> Any:
+        """Stream a regular file in 64 KiB chunks."""
+        with (
+            _failures(context, "read_raw"),
+            self._fs.open_regular(_required(request.path), "read") as f,
+        ):
+            while True:
+                data = f.read(RAW_CHUNK_SIZE)
+                if not data:
+                    return
+                yield pb.DataChunk(data=data)
+
+    def WriteRaw(
+        self, request_iterator: Iterator[pb.WriteRawChunk], context: grpc.ServicerContext
+    ) -> Any:
+        """Receive a file (the first chunk names it) and put it in place whole."""
+        with _failures(context, "write_raw"):
+            writer = None
+            try:
+                for chunk in request_iterator:
+                    if writer is None:
+                        if not chunk.path:
+                            raise AgentError.invalid("first chunk must include path")
+                        writer = self._fs.atomic_writer(chunk.path)
+                    if chunk.data:
+                        writer.write(chunk.data)
+                if writer is None:
+                    return pb.WriteRawResponse(bytes_written=0)
+                writer.commit()
+                return pb.WriteRawResponse(bytes_written=writer.written)
+            finally:
+                if writer is not None:
+                    writer.abort()  # no-op once committed
+
+    # -- commands --------------------------------------------------------------
+
+    def Exec(self, request_iterator: Iterator[pb.ExecInput], context: grpc.ServicerContext) -> Any:
+        """Run a command, feeding stdin and streaming its output, then EXIT."""
+        with _failures(context, "exec"):
+            first = next(request_iterator, None)
+            if first is None:
+                raise AgentError.invalid("failed to receive exec config")
+            if not first.command:
+                raise AgentError.invalid("command is required")
+            cwd = self._fs.workdir(first.work_dir or DEFAULT_WORKDIR)
+            env = _environment(first.env)
+            timeout = first.timeout_seconds if first.timeout_seconds > 0 else DEFAULT_EXEC_TIMEOUT
+            run = Execution(first.command, cwd, env, timeout)
+            try:
+                run.start()
+            except OSError as exc:
+                raise AgentError(grpc.StatusCode.INTERNAL, f"exec: cannot start: {exc}") from exc
+            with self._lock:
+                self._running.add(run)
+            try:
+                # The caller going away (or the server stopping) kills the command.
+                if not context.add_callback(run.kill):
+                    run.kill()
+                threading.Thread(
+                    target=_feed_stdin,
+                    args=(run, first.stdin_data, request_iterator),
+                    name=f"exec-stdin-{run.pid}",
+                    daemon=True,
+                ).start()
+                log.debug("exec pid %d in %s: %s", run.pid, cwd, first.command)
+                for stream, data in run.output():
+                    kind = pb.ExecOutput.STDOUT if stream == STDOUT else pb.ExecOutput.STDERR
+                    yield pb.ExecOutput(stream=kind, data=data)
+                note = b""
+                if run.timed_out:
+                    note = EXIT_TIMED_OUT + (
+                        f" after {timeout}s; the process group was killed".encode()
+                    )
+                    log.info("exec pid %d timed out after %ds: %s", run.pid, timeout, first.command)
+                exit_code = run.exit_code if run.exit_code is not None else -1
+                yield pb.ExecOutput(stream=pb.ExecOutput.EXIT, exit_code=exit_code, data=note)
+            finally:
+                run.close()
+                with self._lock:
+                    self._running.discard(run)
+
+
+def _feed_stdin(run: Execution, first: bytes, requests: Iterator[pb.ExecInput]) -> None:
+    """Copy the caller's stdin messages to the command; close its stdin at their end."""
+    writable = True
+    try:
+        if first:
+            writable = run.write_stdin(first)
+        for msg in requests:
+            if msg.stdin_data and writable:
+                writable = run.write_stdin(msg.stdin_data)
+    except Exception:  # the call ended (cancelled, or the server stopping)
+        pass
+    finally:
+        run.close_stdin()
+
+
+def _required(path: str) -> str:
+    if not path:
+        raise AgentError.invalid("path is required")
+    return path
+
+
+def _environment(entries: Sequence[str]) -> dict[str, str]:
+    env = dict(os.environ)
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key or "\0" in entry:
+            raise AgentError.invalid(f"env entry {entry!r} is not KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def _entry(path: str, st: os.stat_result) -> pb.FileEntry:
+    return pb.FileEntry(
+        path=path,
+        is_dir=stat.S_ISDIR(st.st_mode),
+        size=st.st_size,
+        mode=go_mode(st.st_mode),
+        mod_time=rfc3339(st),
+    )
+
+
+@contextmanager
+def _failures(context: grpc.ServicerContext, op: str) -> Iterator[None]:
+    """End the call with the status of an AgentError (or INTERNAL for a bug)."""
+    try:
+        yield
+    except AgentError as exc:
+        log.debug("%s failed: %s %s", op, exc.code.name, exc.message)
+        context.abort(exc.code, exc.message)
+    except grpc.RpcError:
+        raise  # the call itself ended (cancelled, deadline): nothing to report
+    except OSError as exc:
+        err = from_os_error(exc, op, "")
+        log.warning("%s failed: %s", op, exc)
+        context.abort(err.code, f"{op}: {exc}")
+    except Exception as exc:
+        if not context.is_active():
+            raise
+        log.exception("%s failed unexpectedly", op)
+        context.abort(grpc.StatusCode.INTERNAL, f"{op}: internal error: {exc}")

@@ -1,0 +1,149 @@
+"""One cached client per bot, replaced when its channel has gone bad."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+import grpc
+
+from .. import errors
+from .client import Client
+from .protocol import DEFAULT_PORT
+
+__all__ = ["CONNECTING_TIMEOUT", "Pool"]
+
+#: Seconds a channel may stay CONNECTING before the next ``get`` replaces it.
+CONNECTING_TIMEOUT = 30.0
+
+# A failed dial raced with remove(): look the address up again at most this often.
+_MAX_REDIALS = 3
+
+
+@attrs.define
+class _Dial:
+    """Serializes the first calls for one bot, so its channel is made once."""
+
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    users: int = 0
+    invalidated: bool = False
+
+
+class Pool:
+    """Clients for the agents of many bots, keyed by bot ID.
+
+    ``ip_func(bot_id)`` gives the bot's container IP, or ``""`` when it is not
+    known (then :meth:`get` raises Unavailable). The first :meth:`get` for a
+    bot makes its client; later ones return the same client until its channel
+    is in TRANSIENT_FAILURE or SHUTDOWN, or has been CONNECTING for more than
+    30 s, when it is closed and replaced. Threads asking for the same bot at
+    once dial once; different bots never wait on each other.
+
+    The pool stays usable after :meth:`close_all`, like memoh's.
+    """
+
+    def __init__(self, ip_func: Callable[[str], str], port: int = DEFAULT_PORT) -> None:
+        self._ip_func = ip_func
+        self._port = port
+        self._lock = threading.Lock()
+        self._clients: dict[str, Client] = {}
+        self._dials: dict[str, _Dial] = {}
+
+    @property
+    def port(self) -> int:
+        """The agents' port."""
+        return self._port
+
+    def get(self, bot_id: str) -> Client:
+        """The bot's client, made (or remade) when needed."""
+        with self._lock:
+            client = self._clients.get(bot_id)
+            if client is not None and not _stale(client):
+                return client
+            dial = self._dials.get(bot_id)
+            if dial is None:
+                dial = self._dials[bot_id] = _Dial()
+            dial.users += 1
+        try:
+            with dial.lock:
+                return self._dial(bot_id, dial)
+        finally:
+            with self._lock:
+                dial.users -= 1
+                if dial.users == 0 and self._dials.get(bot_id) is dial:
+                    del self._dials[bot_id]
+
+    def _dial(self, bot_id: str, dial: _Dial) -> Client:
+        stale: Client | None = None
+        with self._lock:
+            client = self._clients.get(bot_id)
+            if client is not None:
+                if not _stale(client):
+                    return client
+                stale = self._clients.pop(bot_id)
+        if stale is not None:
+            stale.close()
+        for _ in range(_MAX_REDIALS):
+            dial.invalidated = False
+            ip = self._ip_func(bot_id)
+            if not ip:
+                raise errors.Unavailable(
+                    f"bot {bot_id!r}: no IP known for its container (is it running?)"
+                )
+            client = Client(_target(ip, self._port), bot_id=bot_id)
+            with self._lock:
+                if not dial.invalidated:
+                    self._clients[bot_id] = client
+                    return client
+            client.close()  # removed while we looked the address up: look again
+        raise errors.Unavailable(f"bot {bot_id!r}: its client kept being removed while dialing")
+
+    def remove(self, bot_id: str) -> None:
+        """Close and forget the bot's client (a dial in progress looks the IP up again)."""
+        with self._lock:
+            client = self._clients.pop(bot_id, None)
+            dial = self._dials.get(bot_id)
+            if dial is not None:
+                dial.invalidated = True
+        if client is not None:
+            client.close()
+
+    def close_all(self) -> None:
+        """Close and forget every client."""
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+            for dial in self._dials.values():
+                dial.invalidated = True
+        for client in clients:
+            client.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def __contains__(self, bot_id: object) -> bool:
+        with self._lock:
+            return bot_id in self._clients
+
+
+def _target(ip: str, port: int) -> str:
+    if ":" in ip and not ip.startswith("["):
+        return f"[{ip}]:{port}"
+    return f"{ip}:{port}"
+
+
+def _stale(client: Client) -> bool:
+    """Whether a cached client must be replaced; records when it was last seen settled."""
+    if client.closed:
+        return True
+    state = client._connectivity()
+    now = time.monotonic()
+    if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
+        return True
+    if state is grpc.ChannelConnectivity.CONNECTING:
+        return now - client._not_connecting_at > CONNECTING_TIMEOUT
+    client._not_connecting_at = now
+    return False

@@ -1,0 +1,28 @@
+"""Constants both ends of the in-container protocol agree on."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_EXEC_TIMEOUT",
+    "DEFAULT_PORT",
+    "DEFAULT_WORKDIR",
+    "EXIT_TIMED_OUT",
+    "RAW_CHUNK_SIZE",
+]
+
+#: The port the agent listens on inside every container.
+DEFAULT_PORT = 9090
+
+#: Where relative container paths point, and where commands run by default.
+DEFAULT_WORKDIR = "/data"
+
+#: Seconds a command may run when the caller gives no limit.
+DEFAULT_EXEC_TIMEOUT = 30
+
+#: Largest piece of a file one ReadRaw/WriteRaw message carries.
+RAW_CHUNK_SIZE = 64 * 1024
+
+#: The data of an EXIT message of a command that was killed for running too
+#: long starts with this. (memoh's own agent sends an EXIT without data, and
+#: exit code -1, in that case.)
+EXIT_TIMED_OUT = b"timed out"
