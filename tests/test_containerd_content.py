@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import uuid
 
@@ -11,8 +12,10 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.containerd.content import blob_exists, read_blob, write_blob
+from mcpmanager.containerd.api import content_pb2, content_pb2_grpc
+from mcpmanager.containerd.content import CHUNK_SIZE, blob_exists, read_blob, write_blob
 from mcpmanager.containerd.images import chain_ids, resolve_image
+from mcpmanager.containerd.registry import DigestMismatch
 from mcpmanager.types import ContainerSpec, CreateContainerRequest, StopTaskOptions
 from tests.harness.containerd import ContainerdDaemon, build_image_archive, busybox_layer
 
@@ -41,7 +44,10 @@ def test_write_blob_round_trip_and_labels(
 
 
 @pytest.mark.parametrize("case", ["short", "long", "wrong-digest"])
-def test_write_blob_rejects_bad_data(containerd_service: ContainerdService, case: str) -> None:
+def test_write_blob_rejects_bad_data(
+    containerd_service: ContainerdService, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="grpc")
     data, digest = _blob()
     size = len(data)
     if case == "short":
@@ -54,6 +60,68 @@ def test_write_blob_rejects_bad_data(containerd_service: ContainerdService, case
     with containerd_service.connection.lease() as leased, pytest.raises(expected, match=digest):
         write_blob(leased, io.BytesIO(data), digest, size)
     assert not blob_exists(containerd_service.connection, digest)
+    assert not [r for r in caplog.records if "Exception iterating" in r.getMessage()]
+
+
+class _FailingSource:
+    """A stream that yields ``good`` chunks of ``data`` and then raises ``error``."""
+
+    def __init__(self, data: bytes, good: int, error: Exception) -> None:
+        self.data, self.good, self.error = data, good, error
+        self.offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.offset >= self.good * CHUNK_SIZE:
+            raise self.error
+        chunk = self.data[self.offset : self.offset + CHUNK_SIZE]
+        self.offset += len(chunk)
+        return chunk
+
+
+# "first": fails before any data; "middle": after one of three chunks; "end": after
+# every byte was sent, like the registry stream's digest check after its last chunk.
+@pytest.mark.parametrize("good", [0, 1, 3], ids=["first", "middle", "end"])
+def test_write_blob_source_failure_propagates_and_commits_nothing(
+    containerd_service: ContainerdService,
+    containerd_daemon: ContainerdDaemon,
+    containerd_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    good: int,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="grpc")
+    data, digest = _blob()
+    failure = DigestMismatch(f"blob {digest}: content hashes to something else")
+    source = _FailingSource(data, good, failure)
+    with containerd_service.connection.lease() as leased:
+        with pytest.raises(DigestMismatch) as caught:
+            write_blob(leased, source, digest, len(data))  # type: ignore[arg-type]
+        assert caught.value is failure
+        with pytest.raises(errors.NotFound):
+            leased.unary(
+                content_pb2_grpc.ContentStub,
+                "Info",
+                content_pb2.InfoRequest(digest=digest),
+                what="stat",
+            )
+        active = containerd_daemon.ctr(containerd_namespace, "content", "active")
+        assert digest.split(":")[1] not in active  # the partial upload was aborted
+    assert source.offset == good * CHUNK_SIZE
+    iterating = [r for r in caplog.records if "Exception iterating" in r.getMessage()]
+    assert iterating == []
+
+
+def test_write_blob_read_error_is_invalid_argument(
+    containerd_service: ContainerdService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="grpc")
+    data, digest = _blob()
+    source = _FailingSource(data, 1, OSError(5, "Input/output error"))
+    with containerd_service.connection.lease() as leased:
+        with pytest.raises(errors.InvalidArgument, match="cannot read data") as caught:
+            write_blob(leased, source, digest, len(data))  # type: ignore[arg-type]
+        assert isinstance(caught.value.__cause__, OSError)
+        assert not blob_exists(leased, digest)
+    assert not [r for r in caplog.records if "Exception iterating" in r.getMessage()]
 
 
 def test_import_multi_platform_index(containerd_service: ContainerdService, tmp_path: str) -> None:

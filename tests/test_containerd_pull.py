@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -174,14 +175,16 @@ def test_unreachable_registry_is_unavailable(conn: Connection) -> None:
 
 
 def test_tampered_layer_is_rejected_and_not_stored(
-    conn: Connection, fake_registry: FakeRegistry
+    conn: Connection, fake_registry: FakeRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="grpc")
     layer = fake_registry.image.layer_digests[0]
     fake_registry.tamper.add(layer)
     ref = f"{fake_registry.host}/r:t"
     with pytest.raises(DigestMismatch, match=layer):
         pull_image(conn, ref)
     assert not blob_exists(conn, layer)
+    assert not [r for r in caplog.records if "Exception iterating" in r.getMessage()]
     with pytest.raises(errors.NotFound):
         get_image_record(conn, ref)
     fake_registry.tamper.clear()

@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import IO
 
+import grpc
 from google.protobuf import field_mask_pb2
 
 from .. import errors
 from ._conn import Connection
+from ._errors import from_rpc_error
 from .api import content_pb2, content_pb2_grpc
 
 __all__ = ["CHUNK_SIZE", "blob_exists", "read_blob", "set_blob_labels", "write_blob"]
@@ -33,10 +35,15 @@ _Stub = content_pb2_grpc.ContentStub
 
 
 class _Requests:
-    """The Write messages for one blob; remembers why it stopped early.
+    """The Write messages for one blob; stops cleanly when the source fails.
 
-    gRPC reports an exception raised while iterating requests only as
-    UNKNOWN, so the real cause is kept here and re-raised by the caller.
+    gRPC logs an exception raised while it iterates requests and reports it
+    only as ``UNKNOWN``, so a failure of the source (a read error, the
+    registry stream's digest check, a size mismatch) is caught here instead:
+    it is kept in :attr:`error` and the iterator simply ends without the
+    ``COMMIT`` message. That half-closes the stream, the daemon ends the call
+    having committed nothing, and :func:`write_blob` aborts the ingest and
+    re-raises :attr:`error`.
     """
 
     def __init__(
@@ -44,17 +51,17 @@ class _Requests:
     ) -> None:
         self.stream, self.ref, self.digest, self.size = stream, ref, digest, size
         self.labels = dict(labels)
-        self.error: errors.MCPManagerError | None = None
+        self.error: BaseException | None = None
 
     def __iter__(self) -> Iterator[content_pb2.WriteContentRequest]:
         try:
             yield from self._messages()
-        except errors.MCPManagerError as err:
-            self.error = err
-            raise
         except OSError as err:
-            self.error = errors.InvalidArgument(f"blob {self.digest}: cannot read data: {err}")
-            raise self.error from err
+            error = errors.InvalidArgument(f"blob {self.digest}: cannot read data: {err}")
+            error.__cause__ = err
+            self.error = error
+        except Exception as err:  # any source failure: re-raised by write_blob
+            self.error = err
 
     def _read(self) -> Iterator[bytes]:
         while chunk := self.stream.read(CHUNK_SIZE):
@@ -100,25 +107,42 @@ def write_blob(
 
     The daemon verifies digest and size at commit (``FailedPrecondition`` on a
     mismatch). A blob that is already stored is not written again; its labels
-    are merged in instead.
+    are merged in instead. If reading ``stream`` fails (``stream.read`` raises,
+    or the data is shorter or longer than ``size``), nothing is committed, the
+    partial upload is aborted and the original exception is raised (an
+    ``OSError`` as :class:`~mcpmanager.errors.InvalidArgument`).
     """
     labels = dict(labels or {})
     ref = f"mcpmanager-{digest.replace(':', '-')}-{uuid.uuid4().hex[:12]}"
     what = f"write blob {digest}"
     requests = _Requests(stream, ref, digest, size, labels)
     try:
-        for _ in conn.bidi_stream(_Stub, "Write", iter(requests), what=what, timeout=WRITE_TIMEOUT):
-            pass
+        _upload(conn, requests, what)
     except errors.AlreadyExists:
-        if labels:
-            set_blob_labels(conn, digest, labels)
-        return
+        if requests.error is None:
+            if labels:
+                set_blob_labels(conn, digest, labels)
+            return
     except errors.MCPManagerError as err:
+        if requests.error is None:
+            _abort(conn, ref)
+            raise err from None
+    if requests.error is not None:
         _abort(conn, ref)
-        if requests.error is not None:
-            raise requests.error from None
-        raise err from None
+        raise requests.error
     log.debug("wrote blob %s (%d bytes)", digest, size)
+
+
+def _upload(conn: Connection, requests: _Requests, what: str) -> None:
+    """Run one Write call fed by ``requests``; gRPC errors leave as mcpmanager errors."""
+    call = conn.stub(_Stub).Write(iter(requests), timeout=WRITE_TIMEOUT, metadata=conn.metadata)
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError as err:
+        raise from_rpc_error(err, what) from None
+    finally:
+        call.cancel()  # no-op once the call is over; stops the request thread otherwise
 
 
 def _abort(conn: Connection, ref: str) -> None:
