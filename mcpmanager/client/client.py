@@ -16,7 +16,7 @@ from .. import errors
 from . import mcpcontainer_pb2 as pb
 from . import mcpcontainer_pb2_grpc as _pb_grpc
 from .errors import ExecTimedOut, describe, map_rpc_error
-from .protocol import DEFAULT_EXEC_TIMEOUT, EXIT_TIMED_OUT, RAW_CHUNK_SIZE
+from .protocol import DEFAULT_EXEC_TIMEOUT, EXIT_TIMED_OUT, UPLOAD_CHUNK_SIZE
 from .results import ExecChunk, ExecResult, FileEntry, ReadFileResult, parse_mod_time
 
 __all__ = [
@@ -577,11 +577,11 @@ def _exec_deadline(timeout_seconds: int) -> float:
 def _pieces(data: bytes | bytearray | memoryview | IO[bytes]) -> Iterator[bytes]:
     if isinstance(data, (bytes, bytearray, memoryview)):
         view = memoryview(data).cast("B")
-        for start in range(0, len(view), RAW_CHUNK_SIZE):
-            yield bytes(view[start : start + RAW_CHUNK_SIZE])
+        for start in range(0, len(view), UPLOAD_CHUNK_SIZE):
+            yield bytes(view[start : start + UPLOAD_CHUNK_SIZE])
         return
     while True:
-        piece = data.read(RAW_CHUNK_SIZE)
+        piece = data.read(UPLOAD_CHUNK_SIZE)
         if not piece:
             return
         yield bytes(piece)

@@ -8,6 +8,7 @@ __all__ = [
     "DEFAULT_WORKDIR",
     "EXIT_TIMED_OUT",
     "RAW_CHUNK_SIZE",
+    "UPLOAD_CHUNK_SIZE",
 ]
 
 #: The port the agent listens on inside every container.
@@ -21,6 +22,11 @@ DEFAULT_EXEC_TIMEOUT = 30
 
 #: Largest piece of a file one ReadRaw/WriteRaw message carries.
 RAW_CHUNK_SIZE = 64 * 1024
+
+#: How much one WriteRaw message carries when uploading. Larger than the
+#: agent's 64 KiB read chunks (fewer messages, more MB/s) but far below the
+#: 4 MiB message limit of memoh's Go agent, which must accept it too.
+UPLOAD_CHUNK_SIZE = 1024 * 1024
 
 #: The data of an EXIT message of a command that was killed for running too
 #: long starts with this. (memoh's own agent sends an EXIT without data, and
