@@ -29,7 +29,7 @@ __all__ = [
     "checked_archive",
     "extract_checked",
     "merge_tree",
-    "spool",
+    "rereadable",
     "tar_gz_writer",
     "write_tree",
 ]
@@ -128,12 +128,26 @@ def write_tree(dest: IO[bytes], src: str | None) -> int:
 # -- import -----------------------------------------------------------------
 
 
-def spool(src: IO[bytes]) -> IO[bytes]:
-    """Copy a (possibly unseekable) stream to a temporary file, rewound, for two passes."""
-    spooled: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-    shutil.copyfileobj(src, spooled, _CHUNK)
-    spooled.seek(0)
-    return spooled
+@contextlib.contextmanager
+def rereadable(src: IO[bytes]) -> Iterator[IO[bytes]]:
+    """``src`` itself if it can seek (it is read twice), else a temporary copy of it.
+
+    The caller's file is left open; a copy is removed when the block ends.
+    """
+    if _seekable(src):
+        yield src
+        return
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spooled:
+        shutil.copyfileobj(src, spooled, _CHUNK)
+        spooled.seek(0)
+        yield spooled
+
+
+def _seekable(src: IO[bytes]) -> bool:
+    try:
+        return bool(src.seekable()) and src.tell() >= 0
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _reject(member: tarfile.TarInfo, why: str) -> errors.InvalidArgument:
@@ -181,10 +195,11 @@ def _check_member(member: tarfile.TarInfo, symlinks: set[str], files: set[str]) 
 def checked_archive(src: IO[bytes]) -> list[tarfile.TarInfo]:
     """Read every header of the gzip'd tar ``src`` and refuse it whole if any is unsafe.
 
-    ``src`` is rewound afterwards. Anything that is not gzip+tar is InvalidArgument.
+    ``src`` is rewound to where it was. Anything that is not gzip+tar is InvalidArgument.
     """
     symlinks: set[str] = set()
     files: set[str] = set()
+    start = src.tell()
     try:
         with tarfile.open(fileobj=src, mode="r:gz") as tar:
             members = tar.getmembers()
@@ -192,7 +207,7 @@ def checked_archive(src: IO[bytes]) -> list[tarfile.TarInfo]:
         raise errors.InvalidArgument(f"not a gzip-compressed tar archive: {exc}") from exc
     for member in members:
         _check_member(member, symlinks, files)
-    src.seek(0)
+    src.seek(start)
     return members
 
 

@@ -568,8 +568,11 @@ class Manager:
         refuses it with InvalidArgument before anything is stopped or written.
         """
         validate_bot_id(bot_id)
-        checked = self._checked(src)
-        with checked, self._locks.hold(bot_id), _doing(f"bot {bot_id}: import /data"):
+        with (
+            self._checked(src) as checked,
+            self._locks.hold(bot_id),
+            _doing(f"bot {bot_id}: import /data"),
+        ):
             self._import(bot_id, checked)
 
     def preserve_data(self, bot_id: str) -> None:
@@ -608,15 +611,12 @@ class Manager:
         legacy = data.legacy_dir(self._config.data_root, bot_id)
         return not os.path.exists(legacy + data.MIGRATED_SUFFIX) and os.path.isdir(legacy)
 
-    def _checked(self, src: IO[bytes]) -> IO[bytes]:
-        """A spooled copy of ``src`` whose every entry has been checked."""
-        spooled = archive.spool(src)
-        try:
-            archive.checked_archive(spooled)
-        except BaseException:
-            spooled.close()
-            raise
-        return spooled
+    @contextmanager
+    def _checked(self, src: IO[bytes]) -> Iterator[IO[bytes]]:
+        """``src`` (or a copy, if it cannot seek) once its every entry has been checked."""
+        with archive.rereadable(src) as readable:
+            archive.checked_archive(readable)
+            yield readable
 
     def _mounts(self, bot_id: str) -> list[MountInfo] | None:
         """The snapshot mounts of the bot's container, or None to use the agent instead."""
