@@ -25,6 +25,7 @@ import attrs
 from . import archive, data, errors, versions
 from ._locks import KeyedLocks
 from ._log import BotLogger, for_bot
+from ._worker import Worker
 from .botspec import bot_container_spec
 from .config import ManagerConfig
 from .service import ContainerService
@@ -133,23 +134,12 @@ def _event_of(intent: Intent, rec: VersionRecord) -> tuple[str, dict[str, object
 
 def _call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
     """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name=f"mcpmanager-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    worker = Worker(fn, f"mcpmanager-{what}", daemon=True)
+    worker.thread.start()
+    worker.thread.join(timeout)
+    if worker.thread.is_alive():
         raise errors.DeadlineExceeded(f"{what} did not finish within {timeout:g}s")
-    if failure:
-        raise failure[0]
-    return result[0]
+    return worker.outcome()
 
 
 class Manager:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import attrs
 
 from . import errors
+from ._worker import Worker
 from .data import atomic_write
 from .types import ContainerInfo, SnapshotInfo
 
@@ -177,30 +178,20 @@ def run_to_completion(fn: Callable[[], T], name: str) -> T:
     A snapshot move cut short would leave a bot without a container, so a
     KeyboardInterrupt waits for the move to finish and is raised after it.
     """
-    result: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name=name)
+    worker = Worker(fn, name)
     interrupted: KeyboardInterrupt | None = None
-    while worker.ident is None or worker.is_alive():
+    while worker.thread.ident is None or worker.thread.is_alive():
         try:
-            if worker.ident is None:
-                worker.start()
-            worker.join()
+            if worker.thread.ident is None:
+                worker.thread.start()
+            worker.thread.join()
         except KeyboardInterrupt as exc:
             interrupted = exc
             log.warning("%s: interrupted; finishing the snapshot move first", name)
-    if failure:
-        raise failure[0]
+    result = worker.outcome()
     if interrupted is not None:
         raise interrupted
-    return result[0]
+    return result
 
 
 @attrs.frozen
