@@ -1,4 +1,4 @@
-"""The fake with real agents: clients, the gRPC fallback for /data, versions seen through the agent."""
+"""The fake with real agents: clients, the gRPC fallback for /data, versions via the agent."""
 
 from __future__ import annotations
 
