@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, TypeVar
 
 import attrs
 
-from . import archive, data, errors, versions
+from . import _repr, archive, data, errors, versions
 from ._locks import KeyedLocks
 from ._log import BotLogger, for_bot
 from ._worker import Worker
@@ -50,6 +50,7 @@ from .versions import (
     ReconcileResult,
     SnapshotCreateInfo,
     VersionInfo,
+    VersionList,
 )
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class Manager:
         self._pool: Pool | None = None
         self._pool_mu = threading.Lock()
         self._closed = False
+        self._board = _repr.StatusBoard()  # last status seen of each bot, for the reprs
 
     # -- properties ----------------------------------------------------------
 
@@ -289,14 +291,17 @@ class Manager:
                     cid,
                     orphan,
                 )
-                return self._service.create_container_from_snapshot(
+                info = self._service.create_container_from_snapshot(
                     self._bot_request(bot_id, orphan)
                 )
+                self._board.note(bot_id, "created")
+                return info
             req = self._bot_request(bot_id)
             try:
                 info = self._service.create_container(req)
             except errors.AlreadyExists:  # another Manager created it meanwhile
                 return self._service.get_container(cid)
+        self._board.note(bot_id, "created")
         self._log(bot_id).info("created container %s from %s", cid, req.image_ref)
         return info
 
@@ -332,6 +337,7 @@ class Manager:
         if task is not None and task.status is TaskStatus.RUNNING:
             if not self._cached_ip(bot_id):
                 self._attach_network(bot_id)
+            self._board.note(bot_id, "running")
             return
         self._forget_ip(bot_id)
         self._start_task(bot_id, replace=task is not None)
@@ -354,7 +360,9 @@ class Manager:
             self._attach_network(bot_id)
         except errors.MCPManagerError:
             self._force_stop(bot_id)
+            self._board.note(bot_id, "stopped (start failed)")
             raise
+        self._board.note(bot_id, "running")
 
     def _delete_task(self, container_id: str) -> None:
         """Force-delete the container's task; having none is fine."""
@@ -397,6 +405,7 @@ class Manager:
         cid = self.container_id(bot_id)
         self._evict_client(bot_id)
         self._forget_ip(bot_id)
+        self._board.note(bot_id, "stopped")
         try:
             self._service.remove_network(self._net_request(cid))
         except Exception as exc:
@@ -421,6 +430,7 @@ class Manager:
                 self._log(bot_id).warning("cleanup: deleting the task of %s failed: %s", cid, exc)
             with _doing(f"bot {bot_id}: delete container {cid}"):
                 self._service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=True))
+            self._board.note(bot_id, "deleted, /data preserved" if preserve_data else "deleted")
             self._log(bot_id).info("deleted container %s", cid)
 
     def _preserve_before_delete(self, bot_id: str) -> None:
@@ -724,12 +734,13 @@ class Manager:
         assert rec is not None
         return _version_info(rec)
 
-    def list_versions(self, bot_id: str) -> list[VersionInfo]:
-        """The bot's versions, version 1 first."""
+    def list_versions(self, bot_id: str) -> VersionList:
+        """The bot's versions, version 1 first (a list that Jupyter shows as a table)."""
         validate_bot_id(bot_id)
         store = self._require_store()
         with _doing(f"bot {bot_id}: list versions"):
-            return [_version_info(r) for r in store.list_versions(self.container_id(bot_id))]
+            records = store.list_versions(self.container_id(bot_id))
+            return VersionList(_version_info(r) for r in records)
 
     def version_snapshot_name(self, bot_id: str, version: int) -> str:
         """The runtime snapshot a version points at; NotFound if there is no such version."""
@@ -1006,10 +1017,21 @@ class Manager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
+    def _view(self) -> _repr.ManagerView:
+        """What the reprs show, from memory only: the status board and the IP cache."""
         with self._ips_mu:
-            known = len(self._ips)
-        return (
-            f"<Manager {type(self._service).__name__} image={self._config.image_ref()!r} "
-            f"bots_with_ip={known}>"
+            ips = dict(self._ips)
+        return _repr.ManagerView(
+            backend=type(self._service).__name__,
+            image=self._config.image_ref(),
+            store=_repr.describe(self._store),
+            closed=self._closed,
+            rows=_repr.bot_rows(self._board, ips, CONTAINER_PREFIX),
         )
+
+    def __repr__(self) -> str:
+        return _repr.guarded(lambda: _repr.manager_text(self._view()), self)
+
+    def _repr_html_(self) -> str:
+        """The bots this Manager knows as an HTML table (for Jupyter); never calls the backend."""
+        return _repr.guarded(lambda: _repr.manager_html(self._view()), self, as_html=True)

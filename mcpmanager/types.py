@@ -13,6 +13,8 @@ from datetime import datetime
 
 import attrs
 
+from ._repr import short
+
 __all__ = [
     "ContainerInfo",
     "ContainerSpec",
@@ -67,12 +69,12 @@ class ContainerInfo:
 
     id: str
     image: str
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, repr=short)
     snapshotter: str = ""
     snapshot_key: str = ""
     runtime: str = ""
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: datetime | None = attrs.field(default=None, repr=short)
+    updated_at: datetime | None = attrs.field(default=None, repr=short)
 
 
 @attrs.frozen
@@ -102,9 +104,9 @@ class SnapshotInfo:
     name: str
     parent: str
     kind: str
-    created: datetime | None = None
-    updated: datetime | None = None
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    created: datetime | None = attrs.field(default=None, repr=short)
+    updated: datetime | None = attrs.field(default=None, repr=short)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, repr=short)
 
 
 @attrs.frozen
@@ -134,11 +136,11 @@ class ContainerSpec:
     ``cmd`` empty means the image's own entrypoint and command.
     """
 
-    cmd: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
-    env: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
+    cmd: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple, repr=short)
+    env: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple, repr=short)
     workdir: str = ""
     user: str = ""
-    mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=as_mount_tuple)
+    mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=as_mount_tuple, repr=short)
     dns: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
     tty: bool = False
 
@@ -156,7 +158,7 @@ class CreateContainerRequest:
     image_ref: str
     snapshot_id: str = ""
     snapshotter: str = ""
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, repr=short)
     spec: ContainerSpec = attrs.field(factory=ContainerSpec)
 
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from . import errors
+from . import _repr, errors
 from ._worker import Worker
 from .data import atomic_write
 from .types import ContainerInfo, SnapshotInfo
@@ -37,6 +37,7 @@ __all__ = [
     "ReconcileResult",
     "SnapshotCreateInfo",
     "VersionInfo",
+    "VersionList",
     "display_snapshot_name",
     "owned_active",
     "run_to_completion",
@@ -64,8 +65,8 @@ class VersionInfo:
     version: int
     snapshot_name: str
     runtime_snapshot_name: str
-    display_name: str
-    created_at: datetime
+    display_name: str = attrs.field(repr=_repr.short)
+    created_at: datetime = attrs.field(repr=_repr.short)
 
 
 @attrs.frozen
@@ -75,10 +76,10 @@ class SnapshotCreateInfo:
     container_id: str
     snapshot_name: str
     runtime_snapshot_name: str
-    display_name: str
+    display_name: str = attrs.field(repr=_repr.short)
     snapshotter: str
     version: int
-    created_at: datetime
+    created_at: datetime = attrs.field(repr=_repr.short)
 
 
 @attrs.frozen
@@ -101,8 +102,24 @@ class BotSnapshotData:
     container_id: str
     info: ContainerInfo
     snapshotter: str
-    runtime_snapshots: tuple[SnapshotInfo, ...] = attrs.field(converter=_snapshot_tuple)
-    managed_meta: Mapping[str, ManagedSnapshotMeta] = attrs.field(factory=dict)
+    runtime_snapshots: tuple[SnapshotInfo, ...] = attrs.field(
+        converter=_snapshot_tuple, repr=_repr.named
+    )
+    managed_meta: Mapping[str, ManagedSnapshotMeta] = attrs.field(factory=dict, repr=_repr.short)
+
+    def _repr_html_(self) -> str:
+        """The container and its snapshotter's snapshots as HTML tables (for Jupyter)."""
+        return _repr.guarded(lambda: _repr.snapshot_data_html(self), self, as_html=True)
+
+
+class VersionList(list[VersionInfo]):
+    """A plain list of versions that Jupyter shows as a table (what list_versions returns)."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        """The versions as an HTML table: version, name, runtime snapshot, created."""
+        return _repr.guarded(lambda: _repr.versions_html(self), self, as_html=True)
 
 
 @attrs.frozen
