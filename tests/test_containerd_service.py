@@ -231,7 +231,7 @@ def test_error_mapping(containerd_service: ContainerdService, new_container: New
     containerd_service.start_container(cid)
     with pytest.raises(errors.AlreadyExists):
         containerd_service.start_container(cid)
-    with pytest.raises(errors.NotSupported):
+    with pytest.raises(errors.InvalidArgument, match="cni_conf_dir"):
         containerd_service.setup_network(NetworkSetupRequest(container_id=cid))
 
 

@@ -23,8 +23,9 @@ from ..types import (
     SnapshotInfo,
     StopTaskOptions,
     TaskInfo,
+    TaskStatus,
 )
-from . import containers, images, snapshots, tasks
+from . import containers, images, network, snapshots, tasks
 from ._conn import Connection
 from .api import snapshots_pb2
 from .importer import import_archive
@@ -41,6 +42,7 @@ DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 DEFAULT_SNAPSHOTTER = "overlayfs"
 """Snapshotter used when a request names none."""
 
+_LIVE = (TaskStatus.RUNNING, TaskStatus.CREATED, TaskStatus.PAUSED)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$")
 
 
@@ -63,8 +65,13 @@ class ContainerdService:
     restarts. Registries on loopback (and those in ``plain_http_registries``)
     are spoken to over plain HTTP. Limits: ``ContainerSpec.user`` must be
     numeric (``uid[:gid]``) or ``root``; ``ContainerSpec.dns`` is not applied
-    here (mount a resolv.conf instead, as the Manager does); networking raises
-    NotSupported until the CNI piece lands.
+    here (mount a resolv.conf instead, as the Manager does).
+
+    Networking runs the CNI plugins of the request's conf dir on the task's
+    network namespace; results are cached under ``cni_cache_dir`` (libcni's
+    ``/var/lib/cni`` when None). ``cni_plugin_netns`` names a network
+    namespace (under ``/var/run/netns``) to run the plugins in, so the bridge
+    and host-side veths live there instead of in this process's namespace.
     """
 
     def __init__(
@@ -74,11 +81,13 @@ class ContainerdService:
         *,
         plain_http_registries: Sequence[str] = (),
         cni_cache_dir: str | os.PathLike[str] | None = None,
+        cni_plugin_netns: str | None = None,
     ) -> None:
         self._conn = Connection(address, _require(namespace, "namespace"))
         self.namespace = namespace
         self.plain_http_registries = tuple(plain_http_registries)
         self.cni_cache_dir = os.fspath(cni_cache_dir) if cni_cache_dir is not None else None
+        self.cni_plugin_netns = cni_plugin_netns
 
     @property
     def connection(self) -> Connection:
@@ -285,12 +294,61 @@ class ContainerdService:
     # --- network ----------------------------------------------------------
 
     def setup_network(self, req: NetworkSetupRequest) -> NetworkResult:
-        """Not implemented yet in this backend (CNI comes separately)."""
-        raise errors.NotSupported(f"network setup for container {req.container_id}")
+        """Attach the task to the conf dir's CNI network; return its first non-loopback IP.
+
+        Idempotent: a task already attached gets its cached IP back (without
+        running any plugin when the cache entry was made for this very task).
+        FailedPrecondition when the container has no running task, or the
+        conf or bin dir is missing; InvalidArgument when one is not given.
+        """
+        cid = _check_id(req.container_id)
+        pid = req.pid or self._task_pid(cid)
+        ip = network.attach(
+            cid,
+            pid,
+            req.cni_bin_dir,
+            req.cni_conf_dir,
+            self.cni_cache_dir,
+            plugin_netns=self.cni_plugin_netns,
+        )
+        return NetworkResult(ip=ip)
 
     def remove_network(self, req: NetworkSetupRequest) -> None:
-        """Not implemented yet in this backend (CNI comes separately)."""
-        raise errors.NotSupported(f"network removal for container {req.container_id}")
+        """Detach the task from the network and release its address.
+
+        Works after the task has stopped (the cached ADD result lets DEL free
+        the IPAM allocation); with no task and no cached result it does nothing.
+        """
+        cid = _check_id(req.container_id)
+        pid = req.pid
+        if not pid:
+            try:
+                pid = self._task_pid(cid)
+            except errors.FailedPrecondition:
+                pid = 0
+        network.detach(
+            cid,
+            pid,
+            req.cni_bin_dir,
+            req.cni_conf_dir,
+            self.cni_cache_dir,
+            plugin_netns=self.cni_plugin_netns,
+        )
+
+    def _task_pid(self, cid: str) -> int:
+        """The pid of the container's live task; FailedPrecondition when it has none."""
+        try:
+            task = tasks.get_task(self._conn, cid)
+        except errors.NotFound:
+            raise errors.FailedPrecondition(
+                f"container {cid} has no task; start it before setting up its network"
+            ) from None
+        if task.status not in _LIVE or task.pid <= 0:
+            raise errors.FailedPrecondition(
+                f"container {cid} has no running task (status {task.status.value}); "
+                "start it before setting up its network"
+            )
+        return task.pid
 
     # --- snapshots --------------------------------------------------------
 
