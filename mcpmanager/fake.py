@@ -630,6 +630,19 @@ class FakeContainerService:
             snap.labels = dict(labels or {})
 
     @_operation
+    def remove_snapshot(self, snapshotter: str, key: str) -> None:
+        """Remove a snapshot that no other snapshot and no container is built on."""
+        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
+        with self._lock:
+            self._snapshot(snapshotter, key)
+            if any(s.parent == key for s in self._snapshots[snapshotter].values()):
+                raise errors.FailedPrecondition(f"snapshot {key} has children; remove them first")
+            users = [c.id for c in self._containers.values() if c.snapshot_key == key]
+            if users:
+                raise errors.FailedPrecondition(f"snapshot {key} is used by container {users[0]}")
+            self._remove_snapshot(snapshotter, key)
+
+    @_operation
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
         """A single bind mount of the snapshot's directory."""
         with self._lock:

@@ -308,15 +308,20 @@ class Manager:
     def _snapshotter(self) -> str:
         return self._config.snapshotter or "overlayfs"
 
-    def _newest_orphan(self, bot_id: str) -> str:
-        """The newest active snapshot made for the bot's container, or ``""``."""
+    def _owned_actives(self, bot_id: str) -> list[str]:
+        """Active snapshots made for the bot's container, oldest first."""
         cid = self.container_id(bot_id)
         ranked = [
             (order, snap.name)
             for snap in self._service.list_snapshots(self._snapshotter())
             if (order := versions.owned_active(snap, cid, bot_id)) is not None
         ]
-        return max(ranked)[1] if ranked else ""
+        return [name for _, name in sorted(ranked)]
+
+    def _newest_orphan(self, bot_id: str) -> str:
+        """The newest active snapshot made for the bot's container, or ``""``."""
+        owned = self._owned_actives(bot_id)
+        return owned[-1] if owned else ""
 
     def start(self, bot_id: str) -> None:
         """Ensure the container, start its task and network, and cache its IP.
@@ -430,6 +435,10 @@ class Manager:
                 self._log(bot_id).warning("cleanup: deleting the task of %s failed: %s", cid, exc)
             with _doing(f"bot {bot_id}: delete container {cid}"):
                 self._service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=True))
+                # Active snapshots left by earlier moves would otherwise come back as
+                # "orphans" on the next start, resurrecting data the caller deleted.
+                for leftover in self._owned_actives(bot_id):
+                    self._service.remove_snapshot(self._snapshotter(), leftover)
             self._board.note(bot_id, "deleted, /data preserved" if preserve_data else "deleted")
             self._log(bot_id).info("deleted container %s", cid)
 
@@ -844,9 +853,28 @@ class Manager:
         """Journal the move, make it, record it, and only then forget the intent."""
         self._intents.write(intent)
         self._move(intent)
+        self._drop_abandoned(intent)
         rec = self._record(intent)
         self._intents.remove(intent.bot_id)
         return rec
+
+    def _drop_abandoned(self, intent: Intent) -> None:
+        """Remove the active snapshot a rollback moved the container off.
+
+        A snapshot or version commits (and so consumes) the old active
+        snapshot; a rollback leaves it behind, and a snapshot left behind would
+        later look like an orphan holding the bot's data.
+        """
+        if not intent.commit_name and intent.old_key != intent.new_key:
+            self._remove_snapshot(intent.bot_id, intent.snapshotter, intent.old_key)
+
+    def _remove_snapshot(self, bot_id: str, snapshotter: str, key: str) -> None:
+        try:
+            self._service.remove_snapshot(snapshotter, key)
+        except errors.NotFound:
+            pass
+        except Exception as exc:
+            self._log(bot_id).warning("cleanup: removing snapshot %s failed: %s", key, exc)
 
     def _move(self, intent: Intent) -> None:
         """Stop, commit (unless rolling back), prepare, recreate the container, restart."""
@@ -990,6 +1018,7 @@ class Manager:
             )
         self._replace_container(intent, target)
         if target == intent.new_key:
+            self._drop_abandoned(intent)
             self._record(intent, retry=True)
         self._intents.remove(intent.bot_id)
         return ReconcileResult(intent.bot_id, action, target)

@@ -123,6 +123,10 @@ class ContainerService(Protocol):
         """Create the active snapshot ``key`` on top of the committed ``parent``."""
         ...
 
+    def remove_snapshot(self, snapshotter: str, key: str) -> None:
+        """Remove snapshot ``key``; FailedPrecondition while a snapshot or container uses it."""
+        ...
+
     def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
         """Create a container on the existing active snapshot ``req.snapshot_id``."""
         ...

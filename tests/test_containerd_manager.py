@@ -112,3 +112,28 @@ def test_bad_archive_leaves_overlay_data(manager: Manager) -> None:
         manager.import_data(bot, evil)
     assert data_files(manager, bot) == {"a.txt": b"a"}
     assert not os.path.exists("/etc/evil")
+
+
+def test_rollback_then_delete_starts_fresh(
+    manager: Manager, containerd_service: ContainerdService
+) -> None:
+    bot = "fresh"
+    manager.ensure_bot(bot)
+    manager.import_data(bot, tgz({"v.txt": b"v1"}))
+    manager.create_version(bot)
+    manager.import_data(bot, tgz({"v.txt": b"later"}))
+    left = containerd_service.get_container(manager.container_id(bot)).snapshot_key
+    manager.rollback_version(bot, 1)
+    assert data_files(manager, bot) == {"v.txt": b"v1"}
+    assert left not in {s.name for s in containerd_service.list_snapshots("overlayfs")}
+    manager.delete(bot)
+    manager.ensure_bot(bot)
+    assert data_files(manager, bot) == {}
+
+
+def test_remove_snapshot_in_use_is_refused(
+    manager: Manager, containerd_service: ContainerdService
+) -> None:
+    info = manager.ensure_bot("inuse")
+    with pytest.raises(errors.FailedPrecondition, match="used by container"):
+        containerd_service.remove_snapshot(info.snapshotter, info.snapshot_key)

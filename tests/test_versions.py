@@ -282,3 +282,27 @@ def test_interrupted_move_runs_to_completion() -> None:
     with pytest.raises(KeyboardInterrupt):
         versions.run_to_completion(move, "test-move")
     assert finished.is_set()
+
+
+def test_rollback_then_delete_leaves_nothing_to_resurrect(
+    vm: Manager, fake: FakeContainerService
+) -> None:
+    vm.start("b")
+    data_file(fake, "b").write_text("v1")
+    vm.create_version("b")
+    data_file(fake, "b").write_text("after v1")
+    abandoned = fake.get_container("mcp-b").snapshot_key
+    vm.rollback_version("b", 1)
+    assert abandoned not in {s.name for s in fake.list_snapshots("overlayfs")}
+    vm.delete("b")
+    vm.start("b")
+    assert not data_file(fake, "b").exists()  # a fresh bot, not the rolled-back-from data
+
+
+def test_delete_removes_leftover_active_snapshots(vm: Manager, fake: FakeContainerService) -> None:
+    vm.start("b")
+    vm.create_version("b")
+    fake.prepare_snapshot("overlayfs", "mcp-b-active-1", vm.version_snapshot_name("b", 1))
+    vm.delete("b")
+    owned = [s.name for s in fake.list_snapshots("overlayfs") if s.kind == "active"]
+    assert owned == []

@@ -382,6 +382,15 @@ class ContainerdService:
             merged,
         )
 
+    def remove_snapshot(self, snapshotter: str, key: str) -> None:
+        """Remove snapshot ``key``; FailedPrecondition while a container or child uses it."""
+        _require(snapshotter, "snapshotter")
+        _require(key, "snapshot key")
+        users = [c.id for c in self.list_containers() if c.snapshot_key == key]
+        if users:
+            raise errors.FailedPrecondition(f"snapshot {key} is used by container {users[0]}")
+        snapshots.remove(self._conn, snapshotter, key)
+
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
         """Return the mounts that show snapshot ``key``."""
         found = snapshots.mounts(
