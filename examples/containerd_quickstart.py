@@ -29,7 +29,8 @@ import time
 import mcpmanager
 from mcpmanager import Manager, ManagerConfig, errors
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.types import MountSpec
+from mcpmanager.progress import PullProgressBar
+from mcpmanager.types import MountSpec, PullImageOptions
 
 
 def _env(name: str, default: str) -> str:
@@ -97,9 +98,11 @@ def run(args: argparse.Namespace, data_root: str) -> int:
     )
     service = ContainerdService(args.address, args.namespace, cni_cache_dir=args.cni_cache_dir)
     with Manager(service, config, owns_service=True) as manager:
-        try:  # a local image is used as it is; otherwise pull (and upgrade) it
+        try:  # a local image is used as it is; otherwise pull it with progress bars
             image = service.get_image(args.image)
         except errors.NotFound:
+            with PullProgressBar() as bar:
+                service.pull_image(config.image_ref(), PullImageOptions(progress=bar))
             image = manager.init()
         print(f"image    {image.name} ({image.id[:19]})")
         started = time.monotonic()
