@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,18 @@ CALLS: dict[str, Callable[[Manager, str], Any]] = {
     "container_ip": lambda m, b: m.container_ip(b),
     "set_container_ip": lambda m, b: m.set_container_ip(b, "127.0.0.9"),
     "client": lambda m, b: m.client(b),
+    "export_data": lambda m, b: m.export_data(b, io.BytesIO()),
+    "import_data": lambda m, b: m.import_data(b, io.BytesIO(b"not read")),
+    "preserve_data": lambda m, b: m.preserve_data(b),
+    "restore_preserved_data": lambda m, b: m.restore_preserved_data(b),
+    "has_preserved_data": lambda m, b: m.has_preserved_data(b),
+    "create_snapshot": lambda m, b: m.create_snapshot(b, "name"),
+    "create_version": lambda m, b: m.create_version(b),
+    "list_versions": lambda m, b: m.list_versions(b),
+    "rollback_version": lambda m, b: m.rollback_version(b, 1),
+    "version_snapshot_name": lambda m, b: m.version_snapshot_name(b, 1),
+    "list_bot_snapshot_data": lambda m, b: m.list_bot_snapshot_data(b),
+    "reconcile": lambda m, b: m.reconcile(b),
 }
 
 
@@ -44,7 +57,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manager, FakeConta
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bot_id=INVALID)
 def test_invalid_bot_id_is_refused_without_service_calls(
     shared: tuple[Manager, FakeContainerService], method: str, bot_id: str
