@@ -107,20 +107,20 @@ def test_concurrent_first_gets_dial_once(agent: AgentServer) -> None:
 
 
 def test_different_bots_do_not_wait_on_each_other() -> None:
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     def ip_func(bot_id: str) -> str:
         if bot_id == "slow":
+            entered.set()
             release.wait(10)
         return "127.0.0.1"
 
     pool = Pool(ip_func)
     slow = threading.Thread(target=pool.get, args=("slow",))
     slow.start()
-    time.sleep(0.05)
-    started = time.monotonic()
+    assert entered.wait(10)
     pool.get("fast")
-    assert time.monotonic() - started < 1
+    assert slow.is_alive()  # "fast" did not wait for the other bot's dial
     release.set()
     slow.join()
     assert len(pool) == 2
@@ -217,7 +217,8 @@ def test_failed_or_shut_down_channels_are_replaced(
 
 
 def test_a_channel_connecting_too_long_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pool_module, "CONNECTING_TIMEOUT", 0.3)
+    now = [time.monotonic()]  # the clock clients are stamped with at creation
+    monkeypatch.setattr(pool_module, "_clock", lambda: now[0])
     pool = Pool(lambda _bot: "127.0.0.1")
     client = pool.get("bot")
     monkeypatch.setattr(
@@ -226,7 +227,7 @@ def test_a_channel_connecting_too_long_is_replaced(monkeypatch: pytest.MonkeyPat
         lambda self: grpc.ChannelConnectivity.CONNECTING if self is client else None,
     )
     assert pool.get("bot") is client  # connecting, but not for long yet
-    time.sleep(0.4)
+    now[0] += pool_module.CONNECTING_TIMEOUT + 1
     fresh = pool.get("bot")
     assert fresh is not client
     assert client.closed

@@ -18,6 +18,8 @@ __all__ = ["CONNECTING_TIMEOUT", "Pool"]
 #: Seconds a channel may stay CONNECTING before the next ``get`` replaces it.
 CONNECTING_TIMEOUT = 30.0
 
+_clock = time.monotonic  # seconds; replaceable so tests need not wait
+
 # A failed dial raced with remove(): look the address up again at most this often.
 _MAX_REDIALS = 3
 
@@ -140,7 +142,7 @@ def _stale(client: Client) -> bool:
     if client.closed:
         return True
     state = client._connectivity()
-    now = time.monotonic()
+    now = _clock()
     if state in (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN):
         return True
     if state is grpc.ChannelConnectivity.CONNECTING:
