@@ -8,8 +8,18 @@ apt_install() {  # install the Debian packages that are not there yet (root only
     echo "note: not installing ${missing[*]} (needs root and apt-get)" >&2
     return 0
   fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as containerd and postgresql start system services when
+  # installed; the tests run their own private instances, so forbid that.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+  fi
+  local status=0
+  { apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null; } || status=$?
+  if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi
+  return "$status"
 }
 
 bootstrap_python() {  # a working python3 with venv, and .venv with an up-to-date pip
