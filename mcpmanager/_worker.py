@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -23,7 +24,11 @@ class Worker(Generic[T]):
         self._fn = fn
         self._result: list[T] = []
         self._failure: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, name=name, daemon=daemon)
+        # The thread runs in a copy of the caller's context (which bot's operation it is).
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(
+            target=context.run, args=(self._run,), name=name, daemon=daemon
+        )
 
     def _run(self) -> None:
         try:

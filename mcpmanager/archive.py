@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import logging
 import os
 import posixpath
 import shutil
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from . import errors
+from ._log import get_logger
 
 __all__ = [
     "CountingWriter",
@@ -34,7 +34,7 @@ __all__ = [
     "write_tree",
 ]
 
-log = logging.getLogger("mcpmanager.archive")
+log = get_logger("mcpmanager.archive")
 
 _CHUNK = 1 << 20
 _SPOOL_IN_MEMORY = 8 << 20

@@ -10,7 +10,6 @@ written to a temporary file and renamed into place.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import tarfile
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from . import archive, errors
+from ._log import get_logger
 from .mounts import mounted
 from .types import MountInfo
 
@@ -36,7 +36,7 @@ __all__ = [
     "legacy_dir",
 ]
 
-log = logging.getLogger("mcpmanager.data")
+log = get_logger("mcpmanager.data")
 
 DATA_DIR = "/data"
 BACKUPS_SUBDIR = "backups"

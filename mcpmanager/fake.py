@@ -16,7 +16,6 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import os
 import shutil
 import tarfile
@@ -29,6 +28,7 @@ from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
 import attrs
 
 from . import errors
+from ._log import get_logger
 from .config import normalize_image_ref
 from .types import (
     ContainerInfo,
@@ -49,7 +49,7 @@ from .types import (
 
 __all__ = ["DEFAULT_SNAPSHOTTER", "Call", "FakeContainerService"]
 
-log = logging.getLogger("mcpmanager.fake")
+log = get_logger("mcpmanager.fake")
 
 DEFAULT_SNAPSHOTTER = "overlayfs"
 RUNTIME = "io.containerd.runc.v2"

@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 import attrs
 
 from . import _repr, archive, data, errors, versions
 from ._locks import KeyedLocks
-from ._log import BotLogger, for_bot
+from ._log import BotLogger, bot_context, for_bot
 from ._worker import Worker
 from .botspec import bot_container_spec
 from .config import ManagerConfig
@@ -71,6 +71,7 @@ IP_LABEL_KEY = "mcp.container_ip"
 
 _BOT_ID = re.compile(r"[A-Za-z0-9_-]+")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def validate_bot_id(bot_id: object) -> str:
@@ -80,6 +81,20 @@ def validate_bot_id(bot_id: object) -> str:
             f"invalid bot ID {bot_id!r}: use one or more of A-Z, a-z, 0-9, '_' and '-'"
         )
     return bot_id
+
+
+def _bot_operation(
+    method: Callable[Concatenate[Manager, str, P], T],
+) -> Callable[Concatenate[Manager, str, P], T]:
+    """Validate the bot ID before anything else, and tag the call's log records with it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Manager, bot_id: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        validate_bot_id(bot_id)
+        with bot_context(bot_id):
+            return method(self, bot_id, *args, **kwargs)
+
+    return wrapper
 
 
 def _with_context(exc: Exception, context: str) -> errors.MCPManagerError:
@@ -258,9 +273,9 @@ class Manager:
 
     # -- lifecycle -----------------------------------------------------------
 
+    @_bot_operation
     def ensure_bot(self, bot_id: str) -> ContainerInfo:
         """Create the bot's container if it does not exist yet; return it."""
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             return self._ensure(bot_id)
 
@@ -323,6 +338,7 @@ class Manager:
         owned = self._owned_actives(bot_id)
         return owned[-1] if owned else ""
 
+    @_bot_operation
     def start(self, bot_id: str) -> None:
         """Ensure the container, start its task and network, and cache its IP.
 
@@ -331,7 +347,6 @@ class Manager:
         the task is force-stopped again and the error raised: a bot is never
         left running but unreachable.
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             self._ensure(bot_id)
             self._ensure_running(bot_id)
@@ -391,13 +406,13 @@ class Manager:
         except Exception as exc:
             self._log(bot_id).warning("cleanup: force-stopping %s failed: %s", cid, exc)
 
+    @_bot_operation
     def stop(self, bot_id: str, timeout: float = 10.0) -> None:
         """Stop the bot's task: signal, wait up to ``timeout`` seconds, then kill.
 
         Then its network is released (so no address leaks) and the cached IP
         and client are dropped. Stopping a stopped bot does nothing.
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             cid = self.container_id(bot_id)
             with _doing(f"bot {bot_id}: stop container {cid}"):
@@ -416,6 +431,7 @@ class Manager:
         except Exception as exc:
             self._log(bot_id).warning("cleanup: removing the network of %s failed: %s", cid, exc)
 
+    @_bot_operation
     def delete(self, bot_id: str, preserve_data: bool = False) -> None:
         """Delete the bot's container and its snapshot.
 
@@ -423,7 +439,6 @@ class Manager:
         archive; if that fails, nothing is deleted and
         :class:`~mcpmanager.errors.DataLossPrevented` is raised.
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id):
             cid = self.container_id(bot_id)
             if preserve_data:
@@ -484,7 +499,7 @@ class Manager:
         if ip:
             return ip
         validate_bot_id(bot_id)
-        with self._locks.hold(bot_id):
+        with bot_context(bot_id), self._locks.hold(bot_id):
             ip = self._cached_ip(bot_id) or self._recover_ip(bot_id)
         return ip
 
@@ -523,9 +538,9 @@ class Manager:
         log.warning("IP recovery gave up after %d attempts", attempts)
         return ""
 
+    @_bot_operation
     def set_container_ip(self, bot_id: str, ip: str) -> None:
         """Record the bot's IP; if it changed, the bot's stale client is dropped."""
-        validate_bot_id(bot_id)
         if not ip:
             return
         with self._ips_mu:
@@ -535,9 +550,9 @@ class Manager:
             self._evict_client(bot_id)
             self._log(bot_id).info("IP changed from %s to %s; dropped its client", old, ip)
 
+    @_bot_operation
     def client(self, bot_id: str) -> Client:
         """The gRPC client of the agent in the bot's container (made on first use)."""
-        validate_bot_id(bot_id)
         return self._client_pool().get(bot_id)
 
     def _client_pool(self) -> Pool:
@@ -558,6 +573,7 @@ class Manager:
 
     # -- data ----------------------------------------------------------------
 
+    @_bot_operation
     def export_data(self, bot_id: str, dest: IO[bytes]) -> int:
         """Write ``/data`` of the bot's container to ``dest`` as tar.gz; return the bytes written.
 
@@ -565,10 +581,10 @@ class Manager:
         (even when the export fails) if it was running. Backends that cannot
         mount snapshots are read through the agent instead, without a stop.
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: export /data"):
             return self._export(bot_id, dest, resume=True)
 
+    @_bot_operation
     def import_data(self, bot_id: str, src: IO[bytes]) -> None:
         """Unpack a tar.gz into ``/data`` of the bot's container, replacing what it names.
 
@@ -576,7 +592,6 @@ class Manager:
         ``..``, a path through a symlink, a link out of the tree, a device)
         refuses it with InvalidArgument before anything is stopped or written.
         """
-        validate_bot_id(bot_id)
         with (
             self._checked(src) as checked,
             self._locks.hold(bot_id),
@@ -584,19 +599,19 @@ class Manager:
         ):
             self._import(bot_id, checked)
 
+    @_bot_operation
     def preserve_data(self, bot_id: str) -> None:
         """Save ``/data`` to ``<data_root>/backups/<bot>.tar.gz`` (complete, or not at all)."""
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: preserve /data"):
             self._preserve(bot_id, resume=True)
 
+    @_bot_operation
     def restore_preserved_data(self, bot_id: str) -> None:
         """Import the bot's backup into its container, then delete the backup.
 
         Without a backup, memoh's legacy directory ``<data_root>/bots/<bot>``
         is copied in and renamed ``<bot>.migrated``. NotFound if neither exists.
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: restore preserved data"):
             backup = data.backup_path(self._config.data_root, bot_id)
             if os.path.exists(backup):
@@ -612,9 +627,9 @@ class Manager:
                 raise errors.NotFound(f"no backup at {backup} and no legacy directory {legacy}")
             self._import_legacy(bot_id, legacy)
 
+    @_bot_operation
     def has_preserved_data(self, bot_id: str) -> bool:
         """True if the bot has a backup archive, or a legacy directory not yet migrated."""
-        validate_bot_id(bot_id)
         if os.path.exists(data.backup_path(self._config.data_root, bot_id)):
             return True
         legacy = data.legacy_dir(self._config.data_root, bot_id)
@@ -703,6 +718,7 @@ class Manager:
             )
         return self._store
 
+    @_bot_operation
     def create_snapshot(
         self, bot_id: str, name: str = "", source: str = versions.SOURCE_MANUAL
     ) -> SnapshotCreateInfo:
@@ -713,7 +729,6 @@ class Manager:
         running). Once started, this runs to the end even if the calling thread
         is interrupted.
         """
-        validate_bot_id(bot_id)
         store = self._require_store()
         display = name.strip()
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: create snapshot"):
@@ -733,9 +748,9 @@ class Manager:
             created_at=rec.created_at,
         )
 
+    @_bot_operation
     def create_version(self, bot_id: str) -> VersionInfo:
         """Commit the bot's whole filesystem as its next numbered version (see create_snapshot)."""
-        validate_bot_id(bot_id)
         store = self._require_store()
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: create version"):
             commit = versions.runtime_name(self.container_id(bot_id), "v")
@@ -743,29 +758,29 @@ class Manager:
         assert rec is not None
         return _version_info(rec)
 
+    @_bot_operation
     def list_versions(self, bot_id: str) -> VersionList:
         """The bot's versions, version 1 first (a list that Jupyter shows as a table)."""
-        validate_bot_id(bot_id)
         store = self._require_store()
         with _doing(f"bot {bot_id}: list versions"):
             records = store.list_versions(self.container_id(bot_id))
             return VersionList(_version_info(r) for r in records)
 
+    @_bot_operation
     def version_snapshot_name(self, bot_id: str, version: int) -> str:
         """The runtime snapshot a version points at; NotFound if there is no such version."""
-        validate_bot_id(bot_id)
         versions.validate_version(version)
         store = self._require_store()
         with _doing(f"bot {bot_id}: look up version {version}"):
             return store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
 
+    @_bot_operation
     def rollback_version(self, bot_id: str, version: int) -> None:
         """Move the bot's container onto a fresh snapshot of an earlier version.
 
         What the bot wrote since is left in the snapshot it leaves (and in any
         version made of it). Runs to the end once started, like create_snapshot.
         """
-        validate_bot_id(bot_id)
         versions.validate_version(version)
         store = self._require_store()
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: roll back to version {version}"):
@@ -784,12 +799,12 @@ class Manager:
             versions.run_to_completion(lambda: self._carry_out(intent), f"rollback-{bot_id}")
             self._log(bot_id).info("rolled back to version %d (%s)", version, target)
 
+    @_bot_operation
     def list_bot_snapshot_data(self, bot_id: str) -> BotSnapshotData:
         """The bot's container, every snapshot of its snapshotter, and the store's metadata.
 
         Works without a store (the metadata is then empty).
         """
-        validate_bot_id(bot_id)
         with self._locks.hold(bot_id), _doing(f"bot {bot_id}: list snapshots"):
             cid = self.container_id(bot_id)
             info = self._service.get_container(cid)
@@ -965,7 +980,7 @@ class Manager:
                 bots = sorted(set(self._intents.bots()) | set(self._orphaned_bots()))
         results = []
         for bot in bots:
-            with self._locks.hold(bot), _doing(f"bot {bot}: reconcile"):
+            with bot_context(bot), self._locks.hold(bot), _doing(f"bot {bot}: reconcile"):
                 result = versions.run_to_completion(
                     functools.partial(self._reconcile_one, bot), f"reconcile-{bot}"
                 )

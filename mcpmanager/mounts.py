@@ -6,17 +6,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
-import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 
 from . import errors
+from ._log import get_logger
 from .types import MountInfo
 
 __all__ = ["mounted"]
 
-log = logging.getLogger("mcpmanager.mounts")
+log = get_logger("mcpmanager.mounts")
 
 # mount(2) flags we translate from option words (linux/mount.h).
 _MS_RDONLY = 0x1

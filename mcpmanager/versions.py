@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import threading
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 import attrs
 
 from . import _repr, errors
+from ._log import get_logger
 from ._worker import Worker
 from .data import atomic_write
 from .types import ContainerInfo, SnapshotInfo
@@ -46,7 +46,7 @@ __all__ = [
     "validate_version",
 ]
 
-log = logging.getLogger("mcpmanager.versions")
+log = get_logger("mcpmanager.versions")
 
 SOURCE_MANUAL = "manual"
 SOURCE_PRE_EXEC = "pre_exec"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tarfile
 from pathlib import Path
@@ -269,3 +270,16 @@ def test_data_ops_hold_no_lock_after(manager: Manager, fake: FakeContainerServic
     manager.start("b")
     manager.import_data("b", export(manager, "b"))
     assert len(manager._locks) == 0
+
+
+def test_records_of_other_modules_name_the_bot(
+    manager: Manager, fake: FakeContainerService, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager.start("b")
+    os.symlink("/etc/passwd", data_dir(fake, "b") / "outside")
+    with caplog.at_level(logging.WARNING, "mcpmanager"):
+        export(manager, "b")
+    skipped = [r for r in caplog.records if r.name == "mcpmanager.archive"]
+    assert skipped
+    assert all(getattr(r, "bot_id", None) == "b" for r in skipped)
+    assert all(r.getMessage().startswith("[bot b] ") for r in skipped)

@@ -306,3 +306,12 @@ def test_delete_removes_leftover_active_snapshots(vm: Manager, fake: FakeContain
     vm.delete("b")
     owned = [s.name for s in fake.list_snapshots("overlayfs") if s.kind == "active"]
     assert owned == []
+
+
+def test_worker_threads_keep_the_bot_context() -> None:
+    from mcpmanager._log import bot_context, current_bot
+
+    with bot_context("ctx-bot"):
+        seen = versions.run_to_completion(current_bot, "ctx-test")
+    assert seen == "ctx-bot"
+    assert current_bot() == ""

@@ -9,7 +9,6 @@ without a new object; a daemon that is down fails fast as ``Unavailable``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,12 +18,13 @@ from typing import Any, TypeVar
 import grpc
 
 from .. import errors
+from .._log import get_logger
 from ._errors import from_rpc_error
 from .api import leases_pb2, leases_pb2_grpc
 
 __all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a unary call may take unless the caller asks for another limit."""

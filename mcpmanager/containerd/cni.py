@@ -10,10 +10,10 @@ another process) from libcni's result cache without running any plugin.
 
 from __future__ import annotations
 
-import logging
 import os
 
 from .. import errors
+from .._log import get_logger
 from .cni_cache import DEFAULT_CACHE_DIR, CachedResult, ResultCache
 from .cni_config import NetworkConfigList, load_network_config, parse_network_config
 from .cni_errors import (
@@ -51,7 +51,7 @@ __all__ = [
     "teardown",
 ]
 
-log = logging.getLogger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.containerd.cni")
 
 PathLike = str | os.PathLike[str]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import tempfile
 from typing import Any
@@ -18,11 +17,12 @@ from typing import Any
 import attrs
 
 from .. import errors
+from .._log import get_logger
 from .cni_exec import pairs
 
 __all__ = ["CACHE_KIND", "DEFAULT_CACHE_DIR", "CachedResult", "ResultCache"]
 
-log = logging.getLogger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.containerd.cni")
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 CACHE_KIND = "cniCacheV1"

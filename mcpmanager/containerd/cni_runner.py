@@ -8,7 +8,6 @@ ADD is idempotent for a container whose cached result still checks out.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 import attrs
 
 from .. import errors
+from .._log import get_logger
 from .cni_cache import CachedResult, ResultCache
 from .cni_config import (
     NetworkConfigList,
@@ -32,7 +32,7 @@ from .cni_exec import PluginCall, pairs, run_plugin
 
 __all__ = ["DEFAULT_IFNAME", "DEFAULT_TIMEOUT", "CNIRunner"]
 
-log = logging.getLogger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.containerd.cni")
 
 DEFAULT_IFNAME = "eth0"
 DEFAULT_TIMEOUT = 30.0

@@ -8,7 +8,6 @@ garbage collector keeps the blob until an image record references it.
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import IO
@@ -17,13 +16,14 @@ import grpc
 from google.protobuf import field_mask_pb2
 
 from .. import errors
+from .._log import get_logger
 from ._conn import Connection
 from ._errors import from_rpc_error
 from .api import content_pb2, content_pb2_grpc
 
 __all__ = ["CHUNK_SIZE", "blob_exists", "read_blob", "set_blob_labels", "write_blob"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 CHUNK_SIZE = 1 << 20
 """Bytes per Write message."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import shutil
 import tarfile
@@ -23,6 +22,7 @@ from typing import IO, Any, BinaryIO
 import attrs
 
 from .. import errors
+from .._log import get_logger
 from ..types import ImageInfo
 from ._conn import Connection
 from .content import write_blob
@@ -32,7 +32,7 @@ from .unpack import unpack
 
 __all__ = ["import_archive"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -13,18 +13,18 @@ a cached result, else ADD).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 
 from .. import errors
+from .._log import get_logger
 from . import cni
 from .cni_cache import ResultCache
 from .cni_config import load_network_config, split_bin_dirs
 
 __all__ = ["attach", "detach", "netns_path", "recorded_ip"]
 
-log = logging.getLogger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.containerd.cni")
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _TICK = 1.0 / _CLOCK_TICKS

@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO, cast
 import attrs
 
 from .. import errors
+from .._log import get_logger
 from ..types import ImageInfo, PullImageOptions, PullProgress
 from ._conn import Connection
 from .api import content_pb2, content_pb2_grpc, leases_pb2, leases_pb2_grpc
@@ -54,7 +54,7 @@ __all__ = [
     "resolve_remote_digest",
 ]
 
-log = logging.getLogger("mcpmanager.containerd.pull")
+log = get_logger("mcpmanager.containerd.pull")
 
 RESOLVE_TIMEOUT = 15.0
 """Seconds the upgrade check's registry request may stay silent."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import platform
 import re
@@ -43,6 +42,8 @@ from mcpmanager.errors import (
     Unavailable,
 )
 
+from .._log import get_logger
+
 __all__ = [
     "DEFAULT_TIMEOUT",
     "INDEX_MEDIA_TYPES",
@@ -61,7 +62,7 @@ __all__ = [
     "select_manifest",
 ]
 
-log = logging.getLogger("mcpmanager.containerd.pull")
+log = get_logger("mcpmanager.containerd.pull")
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds any single registry request may stay silent (connect or read)."""

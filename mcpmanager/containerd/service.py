@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 from collections.abc import Sequence
 from typing import BinaryIO
 
 from .. import errors
+from .._log import get_logger
 from ..types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -34,7 +34,7 @@ from .unpack import unpack
 
 __all__ = ["DEFAULT_ADDRESS", "DEFAULT_SNAPSHOTTER", "ContainerdService"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 """Where a system containerd listens."""

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 
 from .. import errors
+from .._log import get_logger
 from ..types import StopTaskOptions, TaskInfo, TaskStatus
 from ._conn import Connection
 from .api import containers_pb2, task_pb2, tasks_pb2, tasks_pb2_grpc
@@ -14,7 +14,7 @@ from .snapshots import mounts
 
 __all__ = ["delete_task", "get_task", "list_tasks", "start_task", "stop_task", "to_task_info"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 _Stub = tasks_pb2_grpc.TasksStub
 _STATUS = {

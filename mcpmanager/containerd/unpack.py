@@ -10,12 +10,12 @@ keeps what the image needs: ``containerd.io/uncompressed`` on each layer and
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .. import errors
+from .._log import get_logger
 from . import snapshots
 from ._conn import Connection
 from .api import descriptor_pb2, diff_pb2, diff_pb2_grpc
@@ -24,7 +24,7 @@ from .images import chain_ids
 
 __all__ = ["SNAPSHOT_REF_LABEL_PREFIX", "UNCOMPRESSED_LABEL", "unpack"]
 
-log = logging.getLogger("mcpmanager.containerd")
+log = get_logger("mcpmanager.containerd")
 
 UNCOMPRESSED_LABEL = "containerd.io/uncompressed"
 """Blob label naming a layer's uncompressed digest (its diff ID)."""

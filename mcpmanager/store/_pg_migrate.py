@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import psycopg
@@ -10,7 +9,9 @@ import psycopg
 from mcpmanager.store import _pg_sql as q
 from mcpmanager.store.migrations import MIGRATIONS, POSTGRES_BOOTSTRAP
 
-logger = logging.getLogger("mcpmanager.store")
+from .._log import get_logger
+
+logger = get_logger("mcpmanager.store")
 
 
 def migrate(conn: psycopg.Connection[Any], schema: str, stmts: q.Statements) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,9 @@ from mcpmanager.errors import (
     Unavailable,
 )
 
-logger = logging.getLogger("mcpmanager.store")
+from .._log import get_logger
+
+logger = get_logger("mcpmanager.store")
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -27,9 +26,11 @@ from mcpmanager.store._values import (
 )
 from mcpmanager.store.base import ContainerRecord, EventRecord, SnapshotRecord, VersionRecord
 
+from .._log import get_logger
+
 __all__ = ["PostgresStore"]
 
-logger = logging.getLogger("mcpmanager.store")
+logger = get_logger("mcpmanager.store")
 
 Row = tuple[Any, ...]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import uuid
@@ -25,9 +24,11 @@ from mcpmanager.store._values import (
 from mcpmanager.store.base import ContainerRecord, EventRecord, SnapshotRecord, VersionRecord
 from mcpmanager.store.migrations import MIGRATIONS, SQLITE_BOOTSTRAP
 
+from .._log import get_logger
+
 __all__ = ["SQLiteStore"]
 
-logger = logging.getLogger("mcpmanager.store")
+logger = get_logger("mcpmanager.store")
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
