@@ -14,7 +14,7 @@ from ..types import ImageInfo
 from ._conn import Connection
 from .api import descriptor_pb2, images_pb2, images_pb2_grpc
 from .content import read_blob
-from .refs import name_candidates, platform_matches
+from .refs import name_candidates, runs_here
 
 __all__ = [
     "INDEX_TYPES",
@@ -138,7 +138,7 @@ def pick_manifest(conn: Connection, media_type: str, digest: str) -> tuple[str, 
         doc = load_json(conn, digest)
         if media_type not in INDEX_TYPES and "manifests" not in doc:
             return digest, doc
-        entries = [m for m in doc.get("manifests", []) if platform_matches(m)]
+        entries = [m for m in doc.get("manifests", []) if runs_here(m)]
         if not entries:
             raise errors.NotFound(f"index {digest} has no manifest for this platform")
         media_type, digest = entries[0].get("mediaType", ""), entries[0]["digest"]

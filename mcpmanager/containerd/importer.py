@@ -27,7 +27,7 @@ from ..types import ImageInfo
 from ._conn import Connection
 from .content import write_blob
 from .images import INDEX_TYPES, load_json, pick_manifest, put_image, to_image_info
-from .refs import normalize_name, platform_matches
+from .refs import normalize_name, runs_here
 from .unpack import unpack
 
 __all__ = ["import_archive"]
@@ -192,7 +192,7 @@ def _write_tree(conn: Connection, arc: _Archive, desc: Mapping[str, Any]) -> Non
 def _child_labels(conn: Connection, arc: _Archive, doc: Mapping[str, Any]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for i, child in enumerate(doc.get("manifests", [])):
-        if arc.has(_blob_path(child["digest"])) and platform_matches(child):
+        if arc.has(_blob_path(child["digest"])) and runs_here(child):
             _write_tree(conn, arc, child)
             labels[f"{GC_CONTENT}m.{i}"] = child["digest"]
     if "config" in doc:

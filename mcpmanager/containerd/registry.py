@@ -17,7 +17,6 @@ import base64
 import hashlib
 import json
 import os
-import platform
 import re
 import socket
 import ssl
@@ -35,7 +34,6 @@ import attrs
 from mcpmanager.errors import (
     DeadlineExceeded,
     FailedPrecondition,
-    InvalidArgument,
     MCPManagerError,
     NotFound,
     NotSupported,
@@ -43,6 +41,18 @@ from mcpmanager.errors import (
 )
 
 from .._log import get_logger
+from .refs import (
+    DOCKER_HUB,
+    DOCKER_HUB_API,
+    Platform,
+    Reference,
+    check_digest,
+    host_platform,
+    is_digest,
+    parse_reference,
+    platform_from_json,
+    platform_satisfies,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -78,15 +88,7 @@ _ACCEPT_ALL = _ACCEPT + ", */*"
 
 _MAX_MANIFEST = 8 << 20
 _CHUNK = 1 << 20
-_DOCKER_HUB = "docker.io"
-_DOCKER_HUB_API = "registry-1.docker.io"
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]+)$")
-_REPO_RE = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
 
 
@@ -108,142 +110,6 @@ class RegistryAuthError(FailedPrecondition):
     A ``FailedPrecondition``: the request is valid but needs credentials (in
     ``~/.docker/config.json``) that are missing or wrong; retrying will not help.
     """
-
-
-# ---------------------------------------------------------------- references
-
-
-@attrs.frozen
-class Reference:
-    """A parsed image reference; ``registry`` is as written (``docker.io`` for Hub)."""
-
-    registry: str
-    repository: str
-    tag: str = ""
-    digest: str = ""
-
-    @property
-    def name(self) -> str:
-        """The fully qualified name, e.g. ``docker.io/library/busybox:latest``."""
-        base = f"{self.registry}/{self.repository}"
-        if self.tag:
-            base += f":{self.tag}"
-        if self.digest:
-            base += f"@{self.digest}"
-        return base
-
-    @property
-    def host(self) -> str:
-        """The host[:port] to send API requests to."""
-        return _DOCKER_HUB_API if self.registry == _DOCKER_HUB else self.registry
-
-    @property
-    def object(self) -> str:
-        """What to ask the manifests endpoint for: the digest if any, else the tag."""
-        return self.digest or self.tag
-
-
-def parse_reference(ref: str) -> Reference:
-    """Parse ``ref`` like Docker: default registry ``docker.io``, ``library/``, tag ``latest``.
-
-    Raises :class:`InvalidArgument` when ``ref`` is not a valid reference.
-    """
-    rest, digest = _split_digest(ref.strip(), ref)
-    registry, path = _split_registry(rest)
-    repository, tag = _split_tag(path)
-    if registry == _DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    if not _REPO_RE.match(repository):
-        raise InvalidArgument(f"invalid image reference {ref!r}: bad repository {repository!r}")
-    if tag and not _TAG_RE.match(tag):
-        raise InvalidArgument(f"invalid image reference {ref!r}: bad tag {tag!r}")
-    if not tag and not digest:
-        tag = "latest"
-    return Reference(registry=registry, repository=repository, tag=tag, digest=digest)
-
-
-def _split_digest(ref: str, original: str) -> tuple[str, str]:
-    if not ref:
-        raise InvalidArgument("invalid image reference: empty")
-    if "@" not in ref:
-        return ref, ""
-    rest, digest = ref.rsplit("@", 1)
-    _check_digest(digest, f"image reference {original!r}")
-    return rest, digest
-
-
-def _split_registry(ref: str) -> tuple[str, str]:
-    first, sep, path = ref.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if first in ("index.docker.io", "registry-1.docker.io"):
-            first = _DOCKER_HUB
-        return first, path
-    return _DOCKER_HUB, ref
-
-
-def _split_tag(path: str) -> tuple[str, str]:
-    repo, sep, tag = path.rpartition(":")
-    if sep and "/" not in tag:
-        return repo, tag
-    return path, ""
-
-
-def _is_digest(digest: str) -> bool:
-    match = _DIGEST_RE.match(digest)
-    return match is not None and len(match.group(2)) == _DIGEST_LENGTHS[match.group(1)]
-
-
-def _check_digest(digest: str, what: str) -> tuple[str, str]:
-    match = _DIGEST_RE.match(digest)
-    if not match or len(match.group(2)) != _DIGEST_LENGTHS[match.group(1)]:
-        raise InvalidArgument(f"invalid digest {digest!r} in {what}")
-    return match.group(1), match.group(2)
-
-
-# ----------------------------------------------------------------- platforms
-
-
-@attrs.frozen
-class Platform:
-    """An OCI platform: ``os``, ``architecture`` and optional ``variant``."""
-
-    os: str
-    architecture: str
-    variant: str = ""
-
-    def __str__(self) -> str:
-        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
-        return "/".join(parts)
-
-
-_ARCH = {
-    "x86_64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "aarch64": ("arm64", "v8"),
-    "arm64": ("arm64", "v8"),
-    "armv7l": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "i686": ("386", ""),
-    "i386": ("386", ""),
-    "ppc64le": ("ppc64le", ""),
-    "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""),
-}
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as the Go client's default matcher sees it."""
-    machine = platform.machine().lower()
-    arch, variant = _ARCH.get(machine, (machine, ""))
-    return Platform(os="linux", architecture=arch, variant=variant)
-
-
-def _platform_matches(want: Platform, have: Platform) -> bool:
-    if (want.os, want.architecture) != (have.os, have.architecture):
-        return False
-    if want.architecture == "arm64":
-        return have.variant in ("", "v8")
-    return not want.variant or have.variant in ("", want.variant)
 
 
 # --------------------------------------------------------------- descriptors
@@ -270,23 +136,15 @@ class Descriptor:
                 media_type=str(data.get("mediaType", "")),
                 digest=digest,
                 size=size,
-                platform=_platform_from_json(plat) if isinstance(plat, Mapping) else None,
+                platform=platform_from_json(plat) if isinstance(plat, Mapping) else None,
                 annotations=dict(data.get("annotations") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidContent(f"malformed descriptor in {what}: {exc}") from exc
 
     def __attrs_post_init__(self) -> None:
-        if self.size < 0 or not _is_digest(self.digest):
+        if self.size < 0 or not is_digest(self.digest):
             raise InvalidContent(f"bad descriptor: digest {self.digest!r}, size {self.size}")
-
-
-def _platform_from_json(data: Mapping[str, Any]) -> Platform:
-    return Platform(
-        os=str(data.get("os", "")),
-        architecture=str(data.get("architecture", "")),
-        variant=str(data.get("variant", "")),
-    )
 
 
 def select_manifest(
@@ -300,7 +158,7 @@ def select_manifest(
     children = [Descriptor.from_json(m, what) for m in index.get("manifests") or []]
     offered = [c for c in children if c.media_type in MANIFEST_MEDIA_TYPES or not c.media_type]
     for child in offered:
-        if child.platform is not None and _platform_matches(want, child.platform):
+        if child.platform is not None and platform_satisfies(want, child.platform):
             return child
     if len(offered) == 1 and offered[0].platform is None:
         return offered[0]
@@ -344,8 +202,8 @@ def load_docker_credentials(registry: str) -> Credentials | None:
 
 
 def _registry_aliases(registry: str) -> set[str]:
-    if registry in (_DOCKER_HUB, _DOCKER_HUB_API, "index.docker.io"):
-        return {_DOCKER_HUB, _DOCKER_HUB_API, "index.docker.io"}
+    if registry in (DOCKER_HUB, DOCKER_HUB_API, "index.docker.io"):
+        return {DOCKER_HUB, DOCKER_HUB_API, "index.docker.io"}
     return {registry}
 
 
@@ -592,7 +450,7 @@ class RegistryClient:
         trusting (committing) what it received.
         """
         what = f"fetching blob {desc.digest} of {ref.name}"
-        algorithm, _ = _check_digest(desc.digest, what)
+        algorithm, _ = check_digest(desc.digest, what)
         url = f"{self.base_url(ref)}/blobs/{desc.digest}"
         hasher = hashlib.new(algorithm)
         received = 0
@@ -687,7 +545,7 @@ def _body_media_type(body: bytes, header_type: str, what: str) -> str:
 
 
 def _verify(body: bytes, desc: Descriptor, what: str) -> None:
-    algorithm, _ = _check_digest(desc.digest, what)
+    algorithm, _ = check_digest(desc.digest, what)
     actual = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
     _check_hash(actual, len(body), desc, what)
 
