@@ -13,5 +13,6 @@ pytest_plugins = [
     "tests.harness.registry",
     "tests.harness.postgres",
     "tests.harness.netns",
+    "tests.harness.agent",
     "tests.fakes",
 ]

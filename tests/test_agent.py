@@ -6,7 +6,6 @@ import io
 import os
 import socket
 import stat
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,25 +14,6 @@ import pytest
 from mcpmanager import errors
 from mcpmanager.agent import AgentServer
 from mcpmanager.client import RAW_CHUNK_SIZE, Client, FileEntry, ReadFileResult
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    r = tmp_path / "root"
-    r.mkdir()
-    return r
-
-
-@pytest.fixture
-def agent(root: Path) -> Iterator[AgentServer]:
-    with AgentServer(root=str(root), listen="127.0.0.1:0") as server:
-        yield server
-
-
-@pytest.fixture
-def client(agent: AgentServer) -> Iterator[Client]:
-    with Client(agent.address, bot_id="bot1") as c:
-        yield c
 
 
 def data(root: Path) -> Path:

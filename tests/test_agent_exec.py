@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,8 @@ import pytest
 from mcpmanager import errors
 from mcpmanager.agent import AgentServer
 from mcpmanager.client import Client, ExecChunk, ExecResult, ExecTimedOut
+from tests.harness.agent import AGENT_BOT
 from tests.harness.common import wait_for
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    r = tmp_path / "root"
-    r.mkdir()
-    return r
-
-
-@pytest.fixture
-def agent(root: Path) -> Iterator[AgentServer]:
-    with AgentServer(root=str(root), listen="127.0.0.1:0") as server:
-        yield server
-
-
-@pytest.fixture
-def client(agent: AgentServer) -> Iterator[Client]:
-    with Client(agent.address, bot_id="runner") as c:
-        yield c
 
 
 def alive(pid: int) -> bool:
@@ -141,7 +122,7 @@ def test_timeout_kills_the_whole_process_group(root: Path, client: Client) -> No
     assert isinstance(info.value, errors.DeadlineExceeded)
     assert isinstance(info.value, TimeoutError)
     assert "timed out after 1s" in str(info.value)
-    assert "runner" in str(info.value)
+    assert AGENT_BOT in str(info.value)
     assert info.value.result.stdout == "before\n"
     assert info.value.result.exit_code == -1
     wait_gone(read_pid(pidfile))
