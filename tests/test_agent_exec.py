@@ -85,10 +85,12 @@ def test_invalid_arguments(client: Client) -> None:
         client.exec("true", timeout=-1)
 
 
-def test_large_output_is_intact(client: Client) -> None:
-    result = client.exec("head -c 3000000 /dev/zero | tr '\\0' 'a'; echo; echo done >&2")
-    assert len(result.stdout) == 3_000_001
+def test_ten_megabytes_of_output_are_intact(client: Client) -> None:
+    result = client.exec("head -c 10485760 /dev/zero | tr '\\0' 'a'; echo; echo done >&2")
+    assert len(result.stdout) == 10 * 1024 * 1024 + 1
+    assert result.stdout.count("a") == 10 * 1024 * 1024
     assert result.stderr == "done\n"
+    assert result.exit_code == 0
 
 
 def test_undecodable_output_is_replaced(client: Client) -> None:
