@@ -7,7 +7,12 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Worker"]
+from . import errors
+from ._log import get_logger
+
+__all__ = ["Worker", "call_with_deadline", "run_to_completion"]
+
+_log = get_logger("mcpmanager.versions")
 
 T = TypeVar("T")
 
@@ -41,3 +46,35 @@ class Worker(Generic[T]):
         if self._failure:
             raise self._failure[0]
         return self._result[0]
+
+
+def call_with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
+    worker = Worker(fn, f"mcpmanager-{what}", daemon=True)
+    worker.thread.start()
+    worker.thread.join(timeout)
+    if worker.thread.is_alive():
+        raise errors.DeadlineExceeded(f"{what} did not finish within {timeout:g}s")
+    return worker.outcome()
+
+
+def run_to_completion(fn: Callable[[], T], name: str) -> T:
+    """Run ``fn`` in a worker thread and wait for it even if this thread is interrupted.
+
+    A snapshot move cut short would leave a bot without a container, so a
+    KeyboardInterrupt waits for the move to finish and is raised after it.
+    """
+    worker = Worker(fn, name)
+    interrupted: KeyboardInterrupt | None = None
+    while worker.thread.ident is None or worker.thread.is_alive():
+        try:
+            if worker.thread.ident is None:
+                worker.thread.start()
+            worker.thread.join()
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            _log.warning("%s: interrupted; finishing the snapshot move first", name)
+    result = worker.outcome()
+    if interrupted is not None:
+        raise interrupted
+    return result

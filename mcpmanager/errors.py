@@ -16,6 +16,7 @@ __all__ = [
     "MCPManagerError",
     "NotFound",
     "NotSupported",
+    "RestartFailed",
     "Unavailable",
 ]
 
@@ -57,3 +58,17 @@ class DataLossPrevented(MCPManagerError):
 
     The underlying failure is available as ``__cause__``.
     """
+
+
+class RestartFailed(Unavailable):
+    """A data operation finished, but the bot could not be started again after it.
+
+    The data step's result stands (``completed`` names it, e.g. ``"import /data"``);
+    the bot is left stopped, and the next :meth:`mcpmanager.Manager.start`
+    brings it up.
+    """
+
+    def __init__(self, message: str, *, bot_id: str = "", completed: str = "") -> None:
+        super().__init__(message)
+        self.bot_id = bot_id
+        self.completed = completed

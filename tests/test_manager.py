@@ -356,7 +356,7 @@ class StubPool:
 
 def test_set_container_ip_evicts_client_on_change(manager: Manager) -> None:
     pool = StubPool()
-    manager._pool = pool  # type: ignore[assignment]
+    manager._addresses._pool = pool  # type: ignore[assignment]
     manager.set_container_ip("b1", "")
     manager.set_container_ip("b1", "127.1.1.1")
     manager.set_container_ip("b1", "127.1.1.1")
@@ -370,7 +370,7 @@ def test_set_container_ip_evicts_client_on_change(manager: Manager) -> None:
 
 def test_restart_evicts_client(manager: Manager) -> None:
     pool = StubPool()
-    manager._pool = pool  # type: ignore[assignment]
+    manager._addresses._pool = pool  # type: ignore[assignment]
     manager.start("b1")
     manager.stop("b1")
     manager.start("b1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,20 @@ from hypothesis import strategies as st
 from mcpmanager import FakeContainerService, Manager, errors, validate_bot_id
 from tests.fakes import make_manager
 
-VALID = st.from_regex(r"[A-Za-z0-9_-]+", fullmatch=True)
+# containerd's identifier rule (identifiers.Validate), which "mcp-" + bot ID must pass.
+CONTAINERD_ID = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
+VALID = st.from_regex(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*", fullmatch=True).filter(
+    lambda s: len(s) <= 72
+)
 INVALID = st.one_of(
     st.just(""),
     st.text(min_size=1).filter(
         lambda s: not all(c.isascii() and (c.isalnum() or c in "_-") for c in s)
     ),
     st.sampled_from(["../x", "a/b", "a b", "a.b", "bot\n", "ü", "a\x00"]),
+    # Shapes containerd cannot hold as "mcp-" + ID, or too long for it (and for file names).
+    st.sampled_from(["p-", "-p", "p--q", "_p", "p_", "a_-b", "a" * 73, "b" * 249]),
+    st.from_regex(r"[A-Za-z0-9]{73,90}", fullmatch=True),
 )
 
 # Every public Manager method that takes a bot ID, with the rest of its arguments.
@@ -73,6 +81,9 @@ def test_invalid_bot_id_is_refused_without_service_calls(
 @given(bot_id=VALID)
 def test_valid_ids_pass(bot_id: str) -> None:
     assert validate_bot_id(bot_id) == bot_id
+    container_id = "mcp-" + bot_id
+    assert CONTAINERD_ID.fullmatch(container_id)
+    assert len(container_id) <= 76
 
 
 @pytest.mark.parametrize("bad", [None, 5, b"bot", ["bot"]])

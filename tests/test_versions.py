@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from mcpmanager import FakeContainerService, Manager, errors, versions
+from mcpmanager import FakeContainerService, Manager, errors, naming
+from mcpmanager._worker import run_to_completion
 from mcpmanager.store import PostgresStore, SQLiteStore, VersionStore
 from mcpmanager.types import DeleteContainerOptions, TaskStatus
 from tests.fakes import make_manager
@@ -127,7 +128,7 @@ def test_named_snapshot_and_metadata(vm: Manager, fake: FakeContainerService) ->
     assert (meta.source, meta.version, meta.display_name) == ("manual", 1, "before upgrade")
     assert data.managed_meta[unnamed.runtime_snapshot_name].version == 2
     committed = {s.name: s for s in data.runtime_snapshots}[snap.runtime_snapshot_name]
-    assert versions.GC_ROOT_LABEL in committed.labels
+    assert naming.GC_ROOT_LABEL in committed.labels
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2**31, True, "1", 1.0])
@@ -280,7 +281,7 @@ def test_interrupted_move_runs_to_completion() -> None:
 
     threading.Thread(target=interrupter, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        versions.run_to_completion(move, "test-move")
+        run_to_completion(move, "test-move")
     assert finished.is_set()
 
 
@@ -312,6 +313,6 @@ def test_worker_threads_keep_the_bot_context() -> None:
     from mcpmanager._log import bot_context, current_bot
 
     with bot_context("ctx-bot"):
-        seen = versions.run_to_completion(current_bot, "ctx-test")
+        seen = run_to_completion(current_bot, "ctx-test")
     assert seen == "ctx-bot"
     assert current_bot() == ""

@@ -1,0 +1,344 @@
+"""The runtime helper: what it takes to have a bot's container exist, run and be reachable.
+
+Every method assumes the caller (the Manager) holds the bot's lock; these are
+the steps the Manager's operations are made of: ensure the container, start
+or halt its task, attach or release its network, recover a lost IP, and put
+the container on another snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import attrs
+
+from . import errors, naming
+from ._addresses import AddressBook
+from ._context import doing
+from ._log import BotLogger, for_bot
+from ._repr import StatusBoard
+from .botspec import bot_container_spec
+from .config import ManagerConfig
+from .service import ContainerService
+from .types import (
+    ContainerInfo,
+    CreateContainerRequest,
+    DeleteContainerOptions,
+    DeleteTaskOptions,
+    NetworkSetupRequest,
+    StopTaskOptions,
+    TaskInfo,
+    TaskStatus,
+)
+
+__all__ = ["Runtime"]
+
+HALT_TIMEOUT = 10.0
+"""Seconds a task gets to exit on SIGTERM before it is killed, when the Manager halts it."""
+
+
+class Runtime:
+    """Brings one bot's container into the state an operation needs (lock held by the caller)."""
+
+    ip_recovery_delays: tuple[float, ...] = (0.5, 1.0)
+
+    def __init__(
+        self,
+        service: ContainerService,
+        config: ManagerConfig,
+        logger: logging.Logger,
+        addresses: AddressBook,
+        board: StatusBoard,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.logger = logger
+        self.addresses = addresses
+        self.board = board
+
+    def log(self, bot_id: str) -> BotLogger:
+        """A logger whose records carry ``bot_id``."""
+        return for_bot(self.logger, bot_id)
+
+    def snapshotter(self) -> str:
+        """The configured snapshotter, or the default one."""
+        return self.config.snapshotter or naming.DEFAULT_SNAPSHOTTER
+
+    def net_request(self, container_id: str) -> NetworkSetupRequest:
+        """The network request of a container, with the configured CNI directories."""
+        return NetworkSetupRequest(
+            container_id=container_id,
+            cni_bin_dir=self.config.cni_bin_dir,
+            cni_conf_dir=self.config.cni_conf_dir,
+        )
+
+    def bot_request(self, bot_id: str, snapshot_id: str = "") -> CreateContainerRequest:
+        """How the bot's container is made: image, snapshotter, labels and spec."""
+        return CreateContainerRequest(
+            id=naming.container_id(bot_id),
+            image_ref=self.config.image_ref(),
+            snapshot_id=snapshot_id,
+            snapshotter=self.config.snapshotter,
+            labels=naming.bot_labels(bot_id),
+            spec=bot_container_spec(self.config),
+        )
+
+    # -- the container ---------------------------------------------------------
+
+    def ensure(self, bot_id: str) -> ContainerInfo:
+        """The bot's container, created (or rebuilt on a surviving snapshot) if missing."""
+        cid = naming.container_id(bot_id)
+        with doing(f"bot {bot_id}: ensure container {cid}"):
+            try:
+                return self.service.get_container(cid)
+            except errors.NotFound:
+                pass
+            orphan = self.newest_orphan(bot_id)
+            if orphan:
+                # The container is gone but an active snapshot of it survives
+                # (deleted by hand, or the daemon lost its metadata). Replacing
+                # it would lose the bot's data, so the container is rebuilt on it.
+                self.log(bot_id).warning(
+                    "container %s is gone but its snapshot %s survives; recreating on it",
+                    cid,
+                    orphan,
+                )
+                info = self.service.create_container_from_snapshot(self.bot_request(bot_id, orphan))
+                self.board.note(bot_id, "created")
+                return info
+            req = self.bot_request(bot_id)
+            try:
+                info = self.service.create_container(req)
+            except errors.AlreadyExists:  # another Manager created it meanwhile
+                return self.service.get_container(cid)
+        self.board.note(bot_id, "created")
+        self.log(bot_id).info("created container %s from %s", cid, req.image_ref)
+        return info
+
+    def exists(self, bot_id: str) -> bool:
+        """Whether the bot's container exists (True when the backend cannot tell)."""
+        try:
+            self.service.get_container(naming.container_id(bot_id))
+        except errors.NotFound:
+            return False
+        except Exception:
+            return True
+        return True
+
+    def owned_actives(self, bot_id: str) -> list[str]:
+        """Active snapshots made for the bot's container, oldest first."""
+        cid = naming.container_id(bot_id)
+        ranked = [
+            (order, snap.name)
+            for snap in self.service.list_snapshots(self.snapshotter())
+            if (order := naming.owned_active(snap, cid, bot_id)) is not None
+        ]
+        return [name for _, name in sorted(ranked)]
+
+    def newest_orphan(self, bot_id: str) -> str:
+        """The newest active snapshot made for the bot's container, or ``""``."""
+        owned = self.owned_actives(bot_id)
+        return owned[-1] if owned else ""
+
+    def replace_container(
+        self, bot_id: str, key: str, *, image: str, snapshotter: str, labels: dict[str, str]
+    ) -> None:
+        """Put the bot's container on snapshot ``key``, keeping the snapshot it leaves."""
+        cid = naming.container_id(bot_id)
+        try:
+            current: ContainerInfo | None = self.service.get_container(cid)
+        except errors.NotFound:
+            current = None
+        if current is not None and current.snapshot_key != key:
+            self.service.stop_container(cid, StopTaskOptions(timeout=HALT_TIMEOUT, force=True))
+            self.delete_task(cid)
+            self.service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=False))
+            current = None
+        if current is None:
+            req = attrs.evolve(
+                self.bot_request(bot_id, key),
+                image_ref=image,
+                snapshotter=snapshotter,
+                labels=labels or naming.bot_labels(bot_id),
+            )
+            self.service.create_container_from_snapshot(req)
+
+    def remove_snapshot(self, bot_id: str, snapshotter: str, key: str) -> None:
+        """Remove a snapshot the bot no longer needs; gone already is fine, failure a warning."""
+        try:
+            self.service.remove_snapshot(snapshotter, key)
+        except errors.NotFound:
+            pass
+        except Exception as exc:
+            self.log(bot_id).warning("cleanup: removing snapshot %s failed: %s", key, exc)
+
+    # -- the task --------------------------------------------------------------
+
+    def task(self, container_id: str) -> TaskInfo | None:
+        """The container's task, or None if it has none."""
+        with doing(f"get task of {container_id}"):
+            try:
+                return self.service.get_task_info(container_id)
+            except errors.NotFound:
+                return None
+
+    def is_running(self, container_id: str) -> bool:
+        """Whether the container has a running task."""
+        task = self.task(container_id)
+        return task is not None and task.status is TaskStatus.RUNNING
+
+    def ensure_running(self, bot_id: str) -> None:
+        """Start the bot's task unless it runs; make sure a running one has its IP."""
+        task = self.task(naming.container_id(bot_id))
+        if task is not None and task.status is TaskStatus.RUNNING:
+            if not self.addresses.ip(bot_id):
+                self.attach_network(bot_id)
+            self.board.note(bot_id, "running")
+            return
+        self.addresses.forget(bot_id)
+        self.start_task(bot_id, replace=task is not None)
+
+    def start_task(self, bot_id: str, replace: bool) -> None:
+        """Start the bot's task (replacing a stale one) and attach its network.
+
+        If the network cannot be set up the task is force-stopped again: a bot
+        is never left running but unreachable.
+        """
+        cid = naming.container_id(bot_id)
+        with doing(f"bot {bot_id}: start container {cid}"):
+            if replace:
+                self.delete_task(cid)
+            self.service.start_container(cid)
+        self.addresses.evict(bot_id)
+        try:
+            self.attach_network(bot_id)
+        except errors.MCPManagerError:
+            self.force_stop(bot_id)
+            self.board.note(bot_id, "stopped (start failed)")
+            raise
+        self.board.note(bot_id, "running")
+
+    def delete_task(self, container_id: str) -> None:
+        """Force-delete the container's task; having none is fine."""
+        with suppress(errors.NotFound):
+            self.service.delete_task(container_id, DeleteTaskOptions(force=True))
+
+    def force_stop(self, bot_id: str) -> None:
+        """Kill the bot's task as a cleanup step; a failure is only logged."""
+        cid = naming.container_id(bot_id)
+        try:
+            self.service.stop_container(cid, StopTaskOptions(force=True))
+        except Exception as exc:
+            self.log(bot_id).warning("cleanup: force-stopping %s failed: %s", cid, exc)
+
+    def halt(self, bot_id: str, timeout: float = HALT_TIMEOUT) -> None:
+        """Stop the bot's task (SIGTERM, then kill after ``timeout``) and release its network."""
+        cid = naming.container_id(bot_id)
+        self.service.stop_container(cid, StopTaskOptions(timeout=timeout, force=True))
+        self.detach(bot_id)
+
+    @contextmanager
+    def halted(self, bot_id: str, step: str, *, resume: bool = True) -> Iterator[None]:
+        """Stop the bot's task for the block; restart it after if it was running.
+
+        With ``resume=False`` it is restarted only when the block fails (the
+        caller goes on to delete it). If the block succeeds but the restart
+        fails, :class:`~mcpmanager.errors.RestartFailed` says so: the ``step``
+        is done, the bot is stopped. If the block fails, its error is raised
+        whether or not the restart worked.
+        """
+        task = self.task(naming.container_id(bot_id))
+        was_running = task is not None and task.status is TaskStatus.RUNNING
+        if task is not None:
+            self.halt(bot_id)
+        try:
+            yield
+        except BaseException as exc:
+            if was_running:
+                self._restart_after_failure(bot_id, step, exc)
+            raise
+        if was_running and resume:
+            self.restart_after(bot_id, step)
+
+    def restart_after(self, bot_id: str, step: str) -> None:
+        """Restart the bot after ``step`` succeeded; RestartFailed if it does not come up."""
+        try:
+            self.start_task(bot_id, replace=True)
+        except Exception as exc:
+            self.log(bot_id).error("%s succeeded, but the restart after it failed: %s", step, exc)
+            raise errors.RestartFailed(
+                f"bot {bot_id}: {step} succeeded, but restarting the bot failed, so it is "
+                f"stopped (start() brings it up): {exc}",
+                bot_id=bot_id,
+                completed=step,
+            ) from exc
+
+    def _restart_after_failure(self, bot_id: str, step: str, failure: BaseException) -> None:
+        try:
+            self.start_task(bot_id, replace=True)
+        except Exception as exc:
+            self.log(bot_id).error("%s failed, and so did the restart after it: %s", step, exc)
+            add_note = getattr(failure, "add_note", None)  # Python 3.11+
+            if add_note is not None:
+                add_note(f"restarting the bot failed too, so it is stopped: {exc}")
+
+    # -- the network -----------------------------------------------------------
+
+    def attach_network(self, bot_id: str) -> str:
+        """Set up the bot's network and cache its IP; Unavailable if it yields none."""
+        cid = naming.container_id(bot_id)
+        with doing(f"bot {bot_id}: network setup for {cid}"):
+            ip = self.service.setup_network(self.net_request(cid)).ip
+            if not ip:
+                raise errors.Unavailable("network setup returned no IP")
+        self.addresses.put(bot_id, ip)
+        self.log(bot_id).info("container network ready at %s", ip)
+        return ip
+
+    def detach(self, bot_id: str) -> None:
+        """Forget the bot's IP and client and release its network (warning on failure)."""
+        cid = naming.container_id(bot_id)
+        self.addresses.forget(bot_id)
+        self.board.note(bot_id, "stopped")
+        try:
+            self.service.remove_network(self.net_request(cid))
+        except Exception as exc:
+            self.log(bot_id).warning("cleanup: removing the network of %s failed: %s", cid, exc)
+
+    def recover_ip(self, bot_id: str) -> str:
+        """The bot's IP from its ``mcp.container_ip`` label, else by renewing its network."""
+        cid = naming.container_id(bot_id)
+        log = self.log(bot_id)
+        try:
+            info = self.service.get_container(cid)
+            ip = info.labels.get(naming.IP_LABEL_KEY, "")
+            task = None if ip else self.task(cid)
+        except errors.NotFound:
+            return ""
+        except Exception as exc:
+            log.warning("IP recovery for %s failed: %s", cid, exc)
+            return ""
+        if not ip and (task is None or task.status is not TaskStatus.RUNNING):
+            return ""
+        ip = ip or self._renew_network(bot_id)
+        if ip:
+            self.addresses.put(bot_id, ip)
+            log.info("recovered container IP %s", ip)
+        return ip
+
+    def _renew_network(self, bot_id: str) -> str:
+        cid = naming.container_id(bot_id)
+        log = self.log(bot_id)
+        attempts = len(self.ip_recovery_delays)
+        for attempt, delay in enumerate(self.ip_recovery_delays, start=1):
+            try:
+                return self.service.setup_network(self.net_request(cid)).ip
+            except Exception as exc:
+                log.warning("IP recovery attempt %d/%d failed: %s", attempt, attempts, exc)
+                if attempt < attempts:
+                    time.sleep(delay)  # back-off between attempts, not synchronisation
+        log.warning("IP recovery gave up after %d attempts", attempts)
+        return ""
