@@ -75,19 +75,6 @@ def host_python_mounts() -> tuple[MountSpec, ...]:
     return tuple(MountSpec(p, "bind", os.path.realpath(p), ("rbind", "ro")) for p in kept)
 
 
-def wait_for_agent(manager: Manager, bot: str, timeout: float = 60.0) -> None:
-    """Poll the bot's agent until it answers (it starts right after the container)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            manager.client(bot).exec("true", timeout=5)
-            return
-        except (errors.Unavailable, errors.DeadlineExceeded):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def run(args: argparse.Namespace, data_root: str) -> int:
     config = ManagerConfig(
         image=args.image,
@@ -106,8 +93,7 @@ def run(args: argparse.Namespace, data_root: str) -> int:
             image = manager.init()
         print(f"image    {image.name} ({image.id[:19]})")
         started = time.monotonic()
-        manager.start(args.bot)
-        wait_for_agent(manager, args.bot)
+        manager.start(args.bot)  # returns once the bot's agent answers
         print(f"bot      {args.bot} -> container {manager.container_id(args.bot)}")
         print(f"address  {manager.container_ip(args.bot)}:{config.grpc_port}")
         print(f"ready in {time.monotonic() - started:.2f}s")

@@ -19,11 +19,13 @@ from . import errors, naming
 from ._addresses import AddressBook
 from ._context import doing
 from ._log import BotLogger, for_bot
+from ._readiness import wait_for_agent
 from ._repr import StatusBoard
 from .botspec import bot_container_spec
 from .config import ManagerConfig
 from .service import ContainerService
 from .types import (
+    BotStatus,
     ContainerInfo,
     CreateContainerRequest,
     DeleteContainerOptions,
@@ -175,6 +177,30 @@ class Runtime:
         except Exception as exc:
             self.log(bot_id).warning("cleanup: removing snapshot %s failed: %s", key, exc)
 
+    def status(self, bot_id: str) -> BotStatus:
+        """The bot's container and task as the backend reports them now."""
+        cid = naming.container_id(bot_id)
+        try:
+            info = self.service.get_container(cid)
+        except errors.NotFound:
+            return BotStatus(bot_id, cid, exists=False)
+        task = self.task(cid)
+        state = task.status if task is not None else TaskStatus.STOPPED
+        running = state is TaskStatus.RUNNING
+        return BotStatus(
+            bot_id,
+            cid,
+            exists=True,
+            status=state,
+            pid=task.pid if task is not None and running else 0,
+            ip=(self.addresses.ip(bot_id) or info.labels.get(naming.IP_LABEL_KEY, ""))
+            if running
+            else "",
+            image=info.image,
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+        )
+
     # -- the task --------------------------------------------------------------
 
     def task(self, container_id: str) -> TaskInfo | None:
@@ -197,6 +223,7 @@ class Runtime:
             if not self.addresses.ip(bot_id):
                 self.attach_network(bot_id)
             self.board.note(bot_id, "running")
+            self.await_agent(bot_id)
             return
         self.addresses.forget(bot_id)
         self.start_task(bot_id, replace=task is not None)
@@ -211,7 +238,9 @@ class Runtime:
         with doing(f"bot {bot_id}: start container {cid}"):
             if replace:
                 self.delete_task(cid)
+            began = time.monotonic()
             self.service.start_container(cid)
+        self.log(bot_id).info("started the task of %s", cid)
         self.addresses.evict(bot_id)
         try:
             self.attach_network(bot_id)
@@ -220,6 +249,27 @@ class Runtime:
             self.board.note(bot_id, "stopped (start failed)")
             raise
         self.board.note(bot_id, "running")
+        self.await_agent(bot_id, began)
+
+    def await_agent(self, bot_id: str, since: float | None = None) -> None:
+        """Wait (up to ``ready_timeout``) for the agent of a just-started bot, if it has one."""
+        if self.config.ready_timeout > 0 and getattr(self.service, "serves_agents", True):
+            self.wait_ready(bot_id, self.config.ready_timeout, since)
+
+    def wait_ready(self, bot_id: str, timeout: float, since: float | None = None) -> None:
+        """Return once the bot's agent answers; DeadlineExceeded after ``timeout`` seconds.
+
+        The bot is left running when it times out, so a later wait may succeed.
+        ``since`` (a ``time.monotonic()`` reading of the task start) is for the log line.
+        """
+        ip = self.addresses.ip(bot_id)
+        if not ip:
+            raise errors.FailedPrecondition(f"bot {bot_id} is not running (it has no address)")
+        address = f"{ip}:{self.config.grpc_port}"
+        began = time.monotonic() if since is None else since
+        wait_for_agent(lambda: self.addresses.client(bot_id), bot_id, address, timeout)
+        took = (time.monotonic() - began) * 1000
+        self.log(bot_id).info("agent at %s answers, %.0f ms after its task started", address, took)
 
     def delete_task(self, container_id: str) -> None:
         """Force-delete the container's task; having none is fine."""
@@ -269,12 +319,21 @@ class Runtime:
             self.start_task(bot_id, replace=True)
         except Exception as exc:
             self.log(bot_id).error("%s succeeded, but the restart after it failed: %s", step, exc)
+            state = self._state_after(bot_id)
             raise errors.RestartFailed(
-                f"bot {bot_id}: {step} succeeded, but restarting the bot failed, so it is "
-                f"stopped (start() brings it up): {exc}",
+                f"bot {bot_id}: {step} succeeded, but restarting the bot failed, so {state} "
+                f"(start() brings it up): {exc}",
                 bot_id=bot_id,
                 completed=step,
             ) from exc
+
+    def _state_after(self, bot_id: str) -> str:
+        """How a bot whose restart failed is left, in words."""
+        try:
+            running = self.is_running(naming.container_id(bot_id))
+        except errors.MCPManagerError:
+            return "its state is unknown"
+        return "it runs but its agent does not answer" if running else "it is stopped"
 
     def _restart_after_failure(self, bot_id: str, step: str, failure: BaseException) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from . import errors
 from .types import MountSpec, as_mount_tuple, as_str_tuple
 
 __all__ = ["DEFAULT_IMAGE", "ManagerConfig", "normalize_image_ref"]
@@ -26,6 +27,11 @@ def normalize_image_ref(ref: str) -> str:
     return "docker.io/" + ref
 
 
+def _not_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise errors.InvalidArgument(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
 @attrs.frozen
 class ManagerConfig:
     """Settings of a :class:`mcpmanager.Manager`; all have working defaults.
@@ -43,6 +49,9 @@ class ManagerConfig:
     grpc_port: int = 9090
     extra_mounts: tuple[MountSpec, ...] = attrs.field(default=(), converter=as_mount_tuple)
     env: tuple[str, ...] = attrs.field(default=(), converter=as_str_tuple)
+    ready_timeout: float = attrs.field(default=30.0, validator=_not_negative)
+    """Seconds start() (and every operation that restarts a bot) waits for the bot's
+    agent to answer; 0 does not wait (for images without our agent)."""
 
     def image_ref(self) -> str:
         """The reference bots are created from: registry mirror prefix, or normalised."""

@@ -200,6 +200,12 @@ class FakeContainerService:
     # -- test controls -------------------------------------------------------
 
     @property
+    def serves_agents(self) -> bool:
+        """Whether running containers have an agent (``agents=True``); the Manager
+        waits for readiness only then."""
+        return self._agents_enabled
+
+    @property
     def root(self) -> str:
         """Directory holding the snapshot directories."""
         return self._root

@@ -31,7 +31,13 @@ from ._worker import call_with_deadline, run_to_completion
 from .config import ManagerConfig
 from .naming import BOT_LABEL_KEY, CONTAINER_PREFIX, IP_LABEL_KEY, validate_bot_id
 from .service import ContainerService
-from .types import ContainerInfo, DeleteContainerOptions, ImageInfo, PullImageOptions
+from .types import (
+    BotStatus,
+    ContainerInfo,
+    DeleteContainerOptions,
+    ImageInfo,
+    PullImageOptions,
+)
 from .versions import (
     BotSnapshotData,
     ManagedSnapshotMeta,
@@ -280,6 +286,42 @@ class Manager:
         return sorted(
             bot for c in containers if (bot := naming.bot_of_container(c.id, dict(c.labels)))
         )
+
+    @_bot_operation
+    def wait_ready(self, bot_id: str, timeout: float | None = None) -> None:
+        """Return once the agent in the bot's container answers.
+
+        ``start()`` and every operation that restarts a bot already wait like
+        this (up to ``config.ready_timeout``); call it yourself after a bot was
+        started elsewhere. ``timeout`` defaults to ``config.ready_timeout``.
+        DeadlineExceeded (naming the bot, its address and the agent's last
+        error) if it does not answer in time; the bot is left running.
+        FailedPrecondition if the bot is not running; NotSupported if the
+        backend runs no agents (the fake without ``agents=True``).
+        """
+        if not getattr(self._service, "serves_agents", True):
+            raise errors.NotSupported(
+                f"bot {bot_id}: {type(self._service).__name__} runs no agents"
+            )
+        wait = self._config.ready_timeout if timeout is None else timeout
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
+            raise errors.InvalidArgument(f"timeout must be a number > 0, got {timeout!r}")
+        self.container_ip(bot_id)  # recover the address of a bot started elsewhere
+        self._runtime.wait_ready(bot_id, float(wait))
+
+    @_bot_operation
+    def status(self, bot_id: str) -> BotStatus:
+        """What the backend says of the bot now: container, task state, pid, IP, image, times."""
+        with doing(f"bot {bot_id}: status"):
+            return self._runtime.status(bot_id)
+
+    def statuses(self) -> list[BotStatus]:
+        """:meth:`status` of every bot that has a container, sorted by bot ID."""
+        result = []
+        for bot in self.list_bots():
+            with bot_context(bot), doing(f"bot {bot}: status"):
+                result.append(self._runtime.status(bot))
+        return result
 
     # -- addresses and clients -----------------------------------------------
 

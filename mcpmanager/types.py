@@ -16,6 +16,7 @@ import attrs
 from ._repr import short
 
 __all__ = [
+    "BotStatus",
     "ContainerInfo",
     "ContainerSpec",
     "CreateContainerRequest",
@@ -219,3 +220,28 @@ class DeleteContainerOptions:
     """``cleanup_snapshot`` also removes the container's active snapshot."""
 
     cleanup_snapshot: bool = True
+
+
+@attrs.frozen
+class BotStatus:
+    """What the backend says of one bot right now (:meth:`mcpmanager.Manager.status`).
+
+    ``exists`` is False when the bot has no container (then ``status`` is
+    UNKNOWN and the rest empty); a container without a task is STOPPED.
+    ``ip`` is the address the Manager knows for a running bot, or ``""``.
+    """
+
+    bot_id: str
+    container_id: str
+    exists: bool
+    status: TaskStatus = TaskStatus.UNKNOWN
+    pid: int = 0
+    ip: str = ""
+    image: str = ""
+    created_at: datetime | None = attrs.field(default=None, repr=short)
+    updated_at: datetime | None = attrs.field(default=None, repr=short)
+
+    @property
+    def running(self) -> bool:
+        """Whether the bot's task runs."""
+        return self.status is TaskStatus.RUNNING

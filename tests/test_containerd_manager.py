@@ -47,7 +47,8 @@ def manager(
     containerd_service: ContainerdService, busybox_image: ImageInfo, tmp_path: Path
 ) -> Iterator[Manager]:
     store = SQLiteStore(str(tmp_path / "versions.db"))
-    config = ManagerConfig(image=BUSYBOX_REF, data_root=str(tmp_path / "data"))
+    # busybox runs no agent, so there is nothing to wait for after a start.
+    config = ManagerConfig(image=BUSYBOX_REF, data_root=str(tmp_path / "data"), ready_timeout=0)
     m = Manager(containerd_service, config, store=store)
     yield m
     for bot in m.list_bots():

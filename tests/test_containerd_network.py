@@ -258,6 +258,7 @@ def _manager(net: Net, service: ContainerdService, tmp_path: Path) -> Manager:
         data_root=str(tmp_path / "data"),
         cni_bin_dir=net.bin_dir,
         cni_conf_dir=net.conf_dir,
+        ready_timeout=0,  # the sleeper image runs no agent
     )
     return Manager(service, config)
 

@@ -54,6 +54,8 @@ CALLS: dict[str, Callable[[Manager, str], Any]] = {
     "version_snapshot_name": lambda m, b: m.version_snapshot_name(b, 1),
     "list_bot_snapshot_data": lambda m, b: m.list_bot_snapshot_data(b),
     "reconcile": lambda m, b: m.reconcile(b),
+    "wait_ready": lambda m, b: m.wait_ready(b),
+    "status": lambda m, b: m.status(b),
 }
 
 

@@ -20,11 +20,10 @@ from collections.abc import Iterator
 import attrs
 import pytest
 
-from mcpmanager import Manager, ManagerConfig, errors
+from mcpmanager import Manager, ManagerConfig
 from mcpmanager.client import Client
 from mcpmanager.containerd import ContainerdService
 from tests.e2e.conftest import E2E_DIR_ENV
-from tests.harness.common import wait_for
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.e2e import (
     AGENT_REF,
@@ -87,18 +86,6 @@ def world(containerd_daemon: ContainerdDaemon, containerd_namespace: str) -> Ite
         manager.close()
 
 
-def agent_ready(manager: Manager, bot: str, timeout: float = 30.0) -> None:
-    """Wait until the bot's agent answers ``exec("true")``."""
-
-    def answers() -> bool:
-        try:
-            return manager.client(bot).exec("true", timeout=5).exit_code == 0
-        except (errors.Unavailable, errors.DeadlineExceeded):
-            return False
-
-    wait_for(answers, timeout=timeout, interval=0.1, what=f"the agent of bot {bot}")
-
-
 def tgz(files: dict[str, bytes]) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -125,7 +112,6 @@ def test_start_gets_an_address_and_exec_works(world: World) -> None:
     world.manager.start(BOT)
     world.ip = world.manager.container_ip(BOT)
     assert ipaddress.ip_address(world.ip) in ipaddress.ip_network(E2E_SUBNET)
-    agent_ready(world.manager, BOT)
     result = world.manager.client(BOT).exec("echo hi")
     assert (result.stdout, result.stderr, result.exit_code) == ("hi\n", "", 0)
     env = world.manager.client(BOT).exec("echo $MCPM_E2E_MARK; cat /proc/1/cmdline | tr '\\0' ' '")
@@ -144,7 +130,6 @@ def test_data_survives_stop_and_start(world: World) -> None:
     assert world.dir.allocations() == []
     world.manager.start(BOT)
     world.ip = world.manager.container_ip(BOT)
-    agent_ready(world.manager, BOT)
     client = world.manager.client(BOT)
     assert raw(client, "/data/notes.txt") == b"written over gRPC\n"
     assert client.exec("cat /data/exec.txt").stdout == "from-exec\n"
@@ -160,7 +145,6 @@ def test_export_and_import_on_the_overlay_snapshot(world: World) -> None:
     world.manager.import_data(BOT, tgz({"imported/hello.txt": b"imported\n"}))
     world.ip = world.manager.container_ip(BOT)
     assert world.ip
-    agent_ready(world.manager, BOT)
     client = world.manager.client(BOT)
     assert client.exec("cat /data/imported/hello.txt").stdout == "imported\n"
     assert raw(client, "/data/notes.txt") == b"written over gRPC\n"
@@ -183,12 +167,10 @@ def test_delete_with_preserve_then_restore(world: World) -> None:
     assert veths() == []
 
     world.manager.start(BOT)
-    agent_ready(world.manager, BOT)
     assert world.manager.client(BOT).exec("ls /data").stdout == ""
     world.manager.restore_preserved_data(BOT)
     assert not world.manager.has_preserved_data(BOT)
     world.ip = world.manager.container_ip(BOT)
-    agent_ready(world.manager, BOT)
     client = world.manager.client(BOT)
     assert raw(client, "/data/notes.txt") == b"written over gRPC\n"
     assert client.exec("cat /data/imported/hello.txt").stdout == "imported\n"

@@ -1,0 +1,205 @@
+"""Ready when it returns: start() and every restart wait until the bot's agent answers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcpmanager import FakeContainerService, Manager, ManagerConfig, _readiness, errors
+from mcpmanager.agent import AgentServer
+from mcpmanager.store import SQLiteStore
+from mcpmanager.types import TaskStatus
+
+BOT = "slow"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LateAgents(FakeContainerService):
+    """A fake whose agents come up only after the task started, as on real containerd.
+
+    The agent of a started container is launched by a helper thread that first
+    waits until the Manager has probed it (and been refused) at least once:
+    so a start() that returned without waiting would find no agent.
+    """
+
+    def __init__(self, root: Path, port: int) -> None:
+        super().__init__(root=root)
+        self.port = port
+        self.servers: list[AgentServer] = []
+        self.refused = threading.Event()
+        self.launched = threading.Event()
+
+    @property
+    def serves_agents(self) -> bool:
+        return True
+
+    def setup_network(self, req: Any) -> Any:
+        result = super().setup_network(req)
+        info = self.get_container(req.container_id)
+        root = self.snapshot_path(info.snapshotter, info.snapshot_key)
+        threading.Thread(target=self._launch, args=(root, result.ip), daemon=True).start()
+        return result
+
+    def _launch(self, root: str, ip: str) -> None:
+        self.refused.wait(10)
+        server = AgentServer(root=root, listen=f"{ip}:{self.port}")
+        server.start()
+        self.servers.append(server)
+        self.launched.set()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop(0)
+        super().close()
+
+
+@pytest.fixture
+def late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Manager, LateAgents]]:
+    port = free_port()
+    fake = LateAgents(tmp_path / "fake", port)
+    real_wait = _readiness.wait_for_agent
+
+    def observed(client: Any, bot_id: str, address: str, timeout: float) -> None:
+        def probing() -> Any:
+            c = client()
+            if not fake.launched.is_set():
+                try:
+                    c.stat("/", timeout=0.5)
+                except errors.Unavailable:
+                    fake.refused.set()
+            return c
+
+        real_wait(probing, bot_id, address, timeout)
+
+    monkeypatch.setattr("mcpmanager._runtime.wait_for_agent", observed)
+    config = ManagerConfig(data_root=str(tmp_path / "data"), grpc_port=port, ready_timeout=20)
+    store = SQLiteStore(str(tmp_path / "v.db"))
+    store.migrate()
+    manager = Manager(fake, config, store=store)
+    manager.init()
+    yield manager, fake
+    manager.close()
+    fake.close()
+
+
+def test_start_returns_only_once_the_agent_answers(late: tuple[Manager, LateAgents]) -> None:
+    manager, fake = late
+    manager.start(BOT)
+    assert fake.refused.is_set()  # it was not ready at first: the wait was real
+    assert fake.launched.is_set()
+    assert manager.client(BOT).exec("echo ready").stdout == "ready\n"
+
+
+def test_operations_that_restart_the_bot_wait_too(late: tuple[Manager, LateAgents]) -> None:
+    manager, fake = late
+    manager.start(BOT)
+    for op in (lambda: manager.create_version(BOT), lambda: manager.rollback_version(BOT, 1)):
+        fake.refused.clear()
+        fake.launched.clear()
+        op()
+        assert fake.launched.is_set()
+        assert manager.client(BOT).exec("true").exit_code == 0
+
+
+def test_not_ready_in_time_names_bot_address_and_error_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    class NoAgent(FakeContainerService):
+        serves_agents = True  # claims agents, but none ever listens
+
+    fake = NoAgent(root=tmp_path / "fake")
+    port = free_port()
+    config = ManagerConfig(data_root=str(tmp_path / "data"), grpc_port=port, ready_timeout=0.3)
+    with Manager(fake, config) as manager:
+        manager.init()
+        with pytest.raises(errors.DeadlineExceeded) as info:
+            manager.start(BOT)
+        message = str(info.value)
+        ip = fake.container_ip(f"mcp-{BOT}")
+        assert f"bot {BOT}" in message
+        assert f"{ip}:{port}" in message
+        assert "last error" in message
+        assert fake.get_task_info(f"mcp-{BOT}").status is TaskStatus.RUNNING
+        assert manager.status(BOT).running
+        with pytest.raises(errors.DeadlineExceeded):
+            manager.wait_ready(BOT, timeout=0.1)
+    fake.close()
+
+
+def test_ready_timeout_zero_does_not_wait(tmp_path: Path) -> None:
+    class NoAgent(FakeContainerService):
+        serves_agents = True
+
+    fake = NoAgent(root=tmp_path / "fake")
+    config = ManagerConfig(data_root=str(tmp_path / "data"), ready_timeout=0)
+    with Manager(fake, config) as manager:
+        manager.init()
+        manager.start(BOT)
+        assert manager.status(BOT).running
+    fake.close()
+
+
+def test_wait_ready_refusals(tmp_path: Path) -> None:
+    fake = FakeContainerService(root=tmp_path / "fake")
+    with Manager(fake, ManagerConfig(data_root=str(tmp_path / "d"))) as manager:
+        manager.init()
+        manager.start(BOT)
+        with pytest.raises(errors.NotSupported, match="runs no agents"):
+            manager.wait_ready(BOT)
+    fake.close()
+    with_agents = FakeContainerService(root=tmp_path / "fake2", agents=True)
+    with Manager(with_agents, ManagerConfig(data_root=str(tmp_path / "d2"))) as manager:
+        with pytest.raises(errors.FailedPrecondition, match="not running"):
+            manager.wait_ready("never-started")
+        with pytest.raises(errors.InvalidArgument):
+            manager.wait_ready(BOT, timeout=-1)
+        manager.init()
+        manager.start(BOT)
+        manager.wait_ready(BOT, timeout=5)
+    with_agents.close()
+    with pytest.raises(errors.InvalidArgument):
+        ManagerConfig(ready_timeout=-1)
+
+
+def test_probe_backs_off_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    pauses: list[float] = []
+    monkeypatch.setattr(_readiness, "_clock", lambda: now[0])
+
+    def fake_sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(_readiness.time, "sleep", fake_sleep)
+
+    class Refusing:
+        def stat(self, path: str, *, timeout: float) -> None:
+            raise errors.Unavailable("connection refused")
+
+    with pytest.raises(errors.DeadlineExceeded, match="connection refused"):
+        _readiness.wait_for_agent(lambda: Refusing(), "b", "127.0.0.9:9090", 1.0)  # type: ignore[arg-type,return-value]
+    assert pauses[0] == pytest.approx(0.005)
+    assert max(pauses) <= 0.1
+    assert sum(pauses) == pytest.approx(1.0)
+
+
+def test_any_answer_counts_as_ready() -> None:
+    asked = []
+
+    class Refuses:
+        def stat(self, path: str, *, timeout: float) -> None:
+            asked.append(path)
+            raise errors.NotFound("no such file")
+
+    _readiness.wait_for_agent(lambda: Refuses(), "b", "x", 5.0)  # type: ignore[arg-type,return-value]
+    assert asked == ["/"]
