@@ -180,6 +180,7 @@ class FakeContainerService:
         self._lock = threading.RLock()
         self._images: dict[str, ImageInfo] = {}
         self._remote: dict[str, str] = {}
+        self._absent: set[str] = set()
         self._containers: dict[str, ContainerInfo] = {}
         self._specs: dict[str, CreateContainerRequest] = {}
         self._tasks: dict[str, _Task] = {}
@@ -224,6 +225,14 @@ class FakeContainerService:
             raise errors.InvalidArgument(f"digest {digest!r} must start with 'sha256:'")
         with self._lock:
             self._remote[name] = digest
+            self._absent.discard(name)
+
+    def remove_remote(self, ref: str) -> None:
+        """Make the simulated registry answer NotFound for ``ref`` (until it is set again)."""
+        name = normalize_name(ref)
+        with self._lock:
+            self._remote.pop(name, None)
+            self._absent.add(name)
 
     def set_local_digest(self, ref: str, digest: str) -> None:
         """Pretend the local copy of ``ref`` has ``digest`` (adding the image if absent)."""
@@ -258,6 +267,8 @@ class FakeContainerService:
         """What the simulated registry serves for the normalised ``name``."""
         if self.remote_unreachable:
             raise errors.Unavailable(f"cannot reach the registry of {name}: it is unreachable")
+        if name in self._absent:
+            raise errors.NotFound(f"image {name} not found in its registry")
         return self._remote.get(name) or _digest_of(name)
 
     @_operation

@@ -61,6 +61,15 @@ def test_registry_unreachable(fake: FakeContainerService) -> None:
     assert fake.list_images() == []
 
 
+def test_removed_remote_image_is_not_found(fake: FakeContainerService) -> None:
+    fake.remove_remote("busybox")
+    for call in (fake.resolve_remote_digest, fake.pull_image):
+        with pytest.raises(errors.NotFound, match="busybox"):
+            call(IMAGE)
+    fake.set_remote_digest("busybox", "sha256:" + "cd" * 32)
+    assert fake.pull_image(IMAGE).id == "sha256:" + "cd" * 32
+
+
 def test_delete_image(svc: FakeContainerService) -> None:
     svc.delete_image(IMAGE)
     with pytest.raises(errors.NotFound):

@@ -41,6 +41,7 @@ ARCHIVE_REF = "docker.io/library/mcpm-contract-import:1"
 CNI_PLUGINS = ("bridge", "host-local", "loopback")
 FAKE_REMOTE = "registry.test/contract/busybox:1"
 FAKE_DIGEST = "sha256:" + "ab" * 32
+FAKE_ABSENT = "registry.test/contract/absent:1"
 
 
 @attrs.frozen
@@ -91,6 +92,7 @@ def fake_backend(tmp_path: Path, contract_archive: Archive) -> Iterator[Backend]
     fake = FakeContainerService(root=tmp_path / "fake")
     fake.pull_image(BUSYBOX_REF)
     fake.set_remote_digest(FAKE_REMOTE, FAKE_DIGEST)
+    fake.remove_remote(FAKE_ABSENT)
     backend = Backend(
         name="fake",
         service=fake,
@@ -100,7 +102,7 @@ def fake_backend(tmp_path: Path, contract_archive: Archive) -> Iterator[Backend]
         archive_digest=contract_archive.digest,
         remote_ref=FAKE_REMOTE,
         remote_digest=FAKE_DIGEST,
-        absent_ref=None,
+        absent_ref=FAKE_ABSENT,
         registry_down=lambda: unreachable_fake(fake, FAKE_REMOTE),
         network=lambda cid: NetworkSetupRequest(
             container_id=cid, cni_bin_dir="/opt/cni/bin", cni_conf_dir="/etc/cni/net.d"
