@@ -118,6 +118,13 @@ def _require(value: str, what: str) -> None:
         raise errors.InvalidArgument(f"{what} must not be empty")
 
 
+def _check_cni_dirs(req: NetworkSetupRequest) -> None:
+    """Both CNI dirs must be named, as containerd's backend requires (they are not read)."""
+    for what, value in (("cni_conf_dir", req.cni_conf_dir), ("cni_bin_dir", req.cni_bin_dir)):
+        if not value:
+            raise errors.InvalidArgument(f"container {req.container_id} network: {what} is empty")
+
+
 class _LoopbackAllocator:
     """Hands out 127.x.y.z addresses, unique within this process.
 
@@ -561,6 +568,7 @@ class FakeContainerService:
                 raise errors.FailedPrecondition(
                     f"container {req.container_id} has no running task to attach a network to"
                 )
+            _check_cni_dirs(req)
             ip = self._ips.get(req.container_id)
             if ip is None:
                 ip = _ADDRESSES.allocate()
@@ -574,6 +582,7 @@ class FakeContainerService:
     def remove_network(self, req: NetworkSetupRequest) -> None:
         """Release the container's IP; nothing to do if it has none."""
         identifiers.validate(req.container_id, "container ID")
+        _check_cni_dirs(req)
         with self._lock:
             agent = self._release_network(req.container_id)
         if agent is not None:

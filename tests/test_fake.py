@@ -163,7 +163,7 @@ def test_labels_filter(svc: FakeContainerService) -> None:
 
 def test_network_is_loopback_and_idempotent(svc: FakeContainerService) -> None:
     create(svc)
-    req = NetworkSetupRequest(container_id="c1")
+    req = NetworkSetupRequest(container_id="c1", cni_bin_dir="/b", cni_conf_dir="/c")
     with pytest.raises(errors.FailedPrecondition):
         svc.setup_network(req)  # no running task
     svc.start_container("c1")

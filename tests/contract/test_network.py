@@ -61,3 +61,17 @@ def test_missing_container_and_bad_id(backend: Backend) -> None:
             svc.setup_network(attrs.evolve(req, container_id=bad))
         with pytest.raises(errors.InvalidArgument):
             svc.remove_network(attrs.evolve(req, container_id=bad))
+
+
+def test_cni_dirs_must_be_named(backend: Backend) -> None:
+    svc = backend.service
+    cid = backend.create().id
+    req = backend.network_request(cid)
+    svc.start_container(cid)
+    for field in ("cni_conf_dir", "cni_bin_dir"):
+        bad = attrs.evolve(req, **{field: ""})
+        with pytest.raises(errors.InvalidArgument, match=field):
+            svc.setup_network(bad)
+        with pytest.raises(errors.InvalidArgument, match=field):
+            svc.remove_network(bad)
+    assert svc.setup_network(req).ip
