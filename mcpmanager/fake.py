@@ -27,9 +27,9 @@ from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import attrs
 
-from . import errors
+from . import errors, identifiers, taskfilter
 from ._log import get_logger
-from .config import normalize_image_ref
+from .containerd.refs import name_candidates, normalize_name
 from .types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -118,6 +118,13 @@ def _require(value: str, what: str) -> None:
         raise errors.InvalidArgument(f"{what} must not be empty")
 
 
+def _check_cni_dirs(req: NetworkSetupRequest) -> None:
+    """Both CNI dirs must be named, as containerd's backend requires (they are not read)."""
+    for what, value in (("cni_conf_dir", req.cni_conf_dir), ("cni_bin_dir", req.cni_bin_dir)):
+        if not value:
+            raise errors.InvalidArgument(f"container {req.container_id} network: {what} is empty")
+
+
 class _LoopbackAllocator:
     """Hands out 127.x.y.z addresses, unique within this process.
 
@@ -180,6 +187,7 @@ class FakeContainerService:
         self._lock = threading.RLock()
         self._images: dict[str, ImageInfo] = {}
         self._remote: dict[str, str] = {}
+        self._absent: set[str] = set()
         self._containers: dict[str, ContainerInfo] = {}
         self._specs: dict[str, CreateContainerRequest] = {}
         self._tasks: dict[str, _Task] = {}
@@ -225,18 +233,25 @@ class FakeContainerService:
 
     def set_remote_digest(self, ref: str, digest: str) -> None:
         """Make the simulated registry serve ``digest`` for ``ref`` from now on."""
-        _require(ref, "image ref")
+        name = normalize_name(ref)
         if not digest.startswith("sha256:"):
             raise errors.InvalidArgument(f"digest {digest!r} must start with 'sha256:'")
         with self._lock:
-            self._remote[normalize_image_ref(ref)] = digest
+            self._remote[name] = digest
+            self._absent.discard(name)
+
+    def remove_remote(self, ref: str) -> None:
+        """Make the simulated registry answer NotFound for ``ref`` (until it is set again)."""
+        name = normalize_name(ref)
+        with self._lock:
+            self._remote.pop(name, None)
+            self._absent.add(name)
 
     def set_local_digest(self, ref: str, digest: str) -> None:
         """Pretend the local copy of ``ref`` has ``digest`` (adding the image if absent)."""
-        _require(ref, "image ref")
+        name = normalize_name(ref)
         with self._lock:
-            old = self._images.get(ref)
-            self._images[ref] = ImageInfo(name=ref, id=digest, tags=old.tags if old else ())
+            self._images[name] = ImageInfo(name=name, id=digest, tags=(name,))
 
     def snapshot_path(self, snapshotter: str, key: str) -> str:
         """The directory holding snapshot ``key``'s files (NotFound if it does not exist)."""
@@ -261,37 +276,52 @@ class FakeContainerService:
 
     # -- images --------------------------------------------------------------
 
-    def _remote_digest(self, ref: str) -> str:
+    def _remote_digest(self, name: str) -> str:
+        """What the simulated registry serves for the normalised ``name``."""
         if self.remote_unreachable:
-            raise errors.Unavailable(f"registry for {ref} is unreachable")
-        return self._remote.get(normalize_image_ref(ref)) or _digest_of(normalize_image_ref(ref))
+            raise errors.Unavailable(f"cannot reach the registry of {name}: it is unreachable")
+        if name in self._absent:
+            raise errors.NotFound(f"image {name} not found in its registry")
+        return self._remote.get(name) or _digest_of(name)
 
     @_operation
     def pull_image(self, ref: str, opts: PullImageOptions | None = None) -> ImageInfo:
-        """Fetch ``ref`` from the simulated registry, replacing the local copy."""
-        _require(ref, "image ref")
+        """Fetch ``ref`` from the simulated registry, stored under its full name."""
         opts = opts or PullImageOptions()
-        with self._lock:
-            digest = self._remote_digest(ref)
-            image = ImageInfo(name=ref, id=digest, tags=(ref.rpartition(":")[2],))
-            self._images[ref] = image
-            if opts.unpack:
-                self._image_rootfs(opts.snapshotter or DEFAULT_SNAPSHOTTER, image)
+        name = normalize_name(ref)
+        image = self._pull(name, opts.snapshotter if opts.unpack else None)
         if opts.progress is not None:
-            opts.progress(PullProgress(ref=ref, digest=digest, done=0, total=1))
-            opts.progress(PullProgress(ref=ref, digest=digest, done=1, total=1))
+            opts.progress(PullProgress(ref=name, digest=image.id, done=0, total=1))
+            opts.progress(PullProgress(ref=name, digest=image.id, done=1, total=1))
+        return image
+
+    def _pull(self, name: str, snapshotter: str | None) -> ImageInfo:
+        """Store what the registry serves for ``name``; unpack into ``snapshotter`` unless None."""
+        with self._lock:
+            image = ImageInfo(name=name, id=self._remote_digest(name), tags=(name,))
+            self._images[name] = image
+            if snapshotter is not None:
+                self._image_rootfs(snapshotter or DEFAULT_SNAPSHOTTER, image)
+        log.info("fake: pulled image %s (%s)", name, image.id)
         return image
 
     def _lookup_image(self, ref: str) -> ImageInfo:
-        for candidate in (ref, normalize_image_ref(ref)):
+        for candidate in name_candidates(ref):
             if candidate in self._images:
                 return self._images[candidate]
         raise errors.NotFound(f"image {ref} not found")
 
+    def _image_for(self, ref: str, snapshotter: str) -> ImageInfo:
+        """The local image ``ref``, pulled first when it is missing (as containerd's backend)."""
+        try:
+            return self._lookup_image(ref)
+        except errors.NotFound:
+            log.info("fake: image %s is not local; pulling it", ref)
+        return self._pull(normalize_name(ref), snapshotter)
+
     @_operation
     def get_image(self, ref: str) -> ImageInfo:
         """Return the local image ``ref``, trying its ``docker.io/library/`` form too."""
-        _require(ref, "image ref")
         with self._lock:
             return self._lookup_image(ref)
 
@@ -305,7 +335,6 @@ class FakeContainerService:
     def delete_image(self, ref: str, synchronous: bool = False) -> None:
         """Forget the local image ``ref``."""
         del synchronous
-        _require(ref, "image ref")
         with self._lock:
             image = self._lookup_image(ref)
             del self._images[image.name]
@@ -313,9 +342,9 @@ class FakeContainerService:
     @_operation
     def resolve_remote_digest(self, ref: str) -> str:
         """Return the digest the simulated registry serves for ``ref``."""
-        _require(ref, "image ref")
+        name = normalize_name(ref)
         with self._lock:
-            return self._remote_digest(ref)
+            return self._remote_digest(name)
 
     @_operation
     def import_image(
@@ -323,10 +352,10 @@ class FakeContainerService:
     ) -> ImageInfo:
         """Register the image described by an OCI-layout or ``docker save`` tar archive."""
         name, digest = _read_archive_index(archive)
-        name = ref or name
+        name = normalize_name(ref) if ref else name
         if not name:
             raise errors.InvalidArgument("archive names no image; pass ref=")
-        image = ImageInfo(name=name, id=digest, tags=(name.rpartition(":")[2],))
+        image = ImageInfo(name=name, id=digest, tags=(name,))
         with self._lock:
             self._images[name] = image
         return image
@@ -345,26 +374,37 @@ class FakeContainerService:
 
     @_operation
     def create_container(self, req: CreateContainerRequest) -> ContainerInfo:
-        """Create a container with a fresh active snapshot (keyed by its ID) from its image."""
-        _require(req.id, "container ID")
-        _require(req.image_ref, "image ref")
+        """Create a container with a fresh active snapshot (keyed by its ID) from its image.
+
+        A missing image is pulled from the simulated registry first (Unavailable
+        while ``remote_unreachable``), as the containerd backend does.
+        """
+        if req.snapshot_id:
+            return self._from_snapshot(req)
+        identifiers.validate(req.id, "container ID")
         snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
         with self._lock:
             self._check_new_container(req.id)
-            image = self._lookup_image(req.image_ref)
             if req.id in self._snapshots.get(snapshotter, {}):
                 raise errors.AlreadyExists(
                     f"snapshot {req.id} already exists in {snapshotter}; "
                     "it may hold an earlier container's data and is left untouched"
                 )
+            image = self._image_for(req.image_ref, snapshotter)
             parent = self._image_rootfs(snapshotter, image)
             self._new_snapshot(snapshotter, req.id, parent=parent, kind="active")
-            return self._add_container(req, snapshotter, req.id)
+            return self._add_container(req, image, snapshotter, req.id)
 
     @_operation
     def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
-        """Create a container on the existing active snapshot ``req.snapshot_id``."""
-        _require(req.id, "container ID")
+        """Create a container on the existing active snapshot ``req.snapshot_id``.
+
+        A missing image is pulled first, as :meth:`create_container` does.
+        """
+        return self._from_snapshot(req)
+
+    def _from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
+        identifiers.validate(req.id, "container ID")
         _require(req.snapshot_id, "snapshot ID")
         snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
         with self._lock:
@@ -374,19 +414,20 @@ class FakeContainerService:
                 raise errors.FailedPrecondition(
                     f"snapshot {req.snapshot_id} is {snap.kind}; a container needs an active one"
                 )
-            return self._add_container(req, snapshotter, req.snapshot_id)
+            image = self._image_for(req.image_ref, snapshotter)
+            return self._add_container(req, image, snapshotter, req.snapshot_id)
 
     def _check_new_container(self, container_id: str) -> None:
         if container_id in self._containers:
             raise errors.AlreadyExists(f"container {container_id} already exists")
 
     def _add_container(
-        self, req: CreateContainerRequest, snapshotter: str, key: str
+        self, req: CreateContainerRequest, image: ImageInfo, snapshotter: str, key: str
     ) -> ContainerInfo:
         now = _now()
         info = ContainerInfo(
             id=req.id,
-            image=req.image_ref,
+            image=image.name,
             labels=dict(req.labels),
             snapshotter=snapshotter,
             snapshot_key=key,
@@ -399,7 +440,7 @@ class FakeContainerService:
         return info
 
     def _container(self, container_id: str) -> ContainerInfo:
-        _require(container_id, "container ID")
+        identifiers.validate(container_id, "container ID")
         try:
             return self._containers[container_id]
         except KeyError:
@@ -436,29 +477,32 @@ class FakeContainerService:
 
     @_operation
     def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
-        """Delete a container; FailedPrecondition while its task runs."""
+        """Delete a container, killing and removing its task first (as containerd's backend)."""
         opts = opts or DeleteContainerOptions()
         with self._lock:
             info = self._container(id)
-            task = self._tasks.get(id)
-            if task is not None and task.status is TaskStatus.RUNNING:
-                raise errors.FailedPrecondition(f"container {id} has a running task; stop it first")
             self._tasks.pop(id, None)
-            self._release_network(id)
+            agent = self._release_network(id)
             del self._containers[id]
             del self._specs[id]
             if opts.cleanup_snapshot:
                 self._remove_snapshot(info.snapshotter, info.snapshot_key)
+        if agent is not None:
+            agent.stop(0)
 
     # -- tasks ---------------------------------------------------------------
 
     @_operation
     def start_container(self, id: str) -> None:
-        """Create and start the container's task; AlreadyExists if it has one."""
+        """Create and start the container's task, replacing a stopped one.
+
+        AlreadyExists while the task runs.
+        """
         with self._lock:
             self._container(id)
-            if id in self._tasks:
-                raise errors.AlreadyExists(f"task for container {id} already exists")
+            task = self._tasks.get(id)
+            if task is not None and task.status is not TaskStatus.STOPPED:
+                raise errors.AlreadyExists(f"container {id} already has a {task.status.value} task")
             self._tasks[id] = _Task(pid=next(self._pids), status=TaskStatus.RUNNING)
 
     @_operation
@@ -513,20 +557,10 @@ class FakeContainerService:
 
     @_operation
     def list_tasks(self, filter: str = "") -> list[TaskInfo]:
-        """Return every task; ``filter`` may be ``field==value`` on id, pid or status."""
+        """Return every task matching ``filter`` (see :mod:`mcpmanager.taskfilter`)."""
         with self._lock:
             tasks = [self._task_info(cid, t) for cid, t in self._tasks.items()]
-        if not filter:
-            return tasks
-        field, sep, wanted = filter.partition("==")
-        if not sep or field not in ("id", "container_id", "pid", "status"):
-            raise errors.InvalidArgument(f"unsupported task filter {filter!r}")
-
-        def value(t: TaskInfo) -> str:
-            raw = getattr(t, "id" if field == "container_id" else field)
-            return raw.value if isinstance(raw, TaskStatus) else str(raw)
-
-        return [t for t in tasks if value(t) == wanted]
+        return taskfilter.select(tasks, filter)
 
     # -- network -------------------------------------------------------------
 
@@ -540,6 +574,7 @@ class FakeContainerService:
                 raise errors.FailedPrecondition(
                     f"container {req.container_id} has no running task to attach a network to"
                 )
+            _check_cni_dirs(req)
             ip = self._ips.get(req.container_id)
             if ip is None:
                 ip = _ADDRESSES.allocate()
@@ -552,7 +587,8 @@ class FakeContainerService:
     @_operation
     def remove_network(self, req: NetworkSetupRequest) -> None:
         """Release the container's IP; nothing to do if it has none."""
-        _require(req.container_id, "container ID")
+        identifiers.validate(req.container_id, "container ID")
+        _check_cni_dirs(req)
         with self._lock:
             agent = self._release_network(req.container_id)
         if agent is not None:
@@ -599,8 +635,8 @@ class FakeContainerService:
         self, snapshotter: str, name: str, key: str, labels: dict[str, str] | None = None
     ) -> None:
         """Turn active snapshot ``key`` into committed snapshot ``name`` (``key`` goes away)."""
+        _require(snapshotter, "snapshotter")
         _require(name, "snapshot name")
-        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
         with self._lock:
             snap = self._snapshot(snapshotter, key)
             if snap.kind != "active":
@@ -616,8 +652,9 @@ class FakeContainerService:
     @_operation
     def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
         """Return every snapshot of ``snapshotter``."""
+        _require(snapshotter, "snapshotter")
         with self._lock:
-            snaps = self._snapshots.get(snapshotter or DEFAULT_SNAPSHOTTER, {})
+            snaps = self._snapshots.get(snapshotter, {})
             return [s.info() for s in snaps.values()]
 
     @_operation
@@ -625,12 +662,13 @@ class FakeContainerService:
         self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None
     ) -> None:
         """Create active snapshot ``key`` holding a copy of committed ``parent``."""
+        _require(snapshotter, "snapshotter")
         _require(key, "snapshot key")
-        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
+        _require(parent, "parent snapshot")
         with self._lock:
             if key in self._snapshots.get(snapshotter, {}):
                 raise errors.AlreadyExists(f"snapshot {key} already exists in {snapshotter}")
-            if parent and self._snapshot(snapshotter, parent).kind != "committed":
+            if self._snapshot(snapshotter, parent).kind != "committed":
                 raise errors.InvalidArgument(f"parent snapshot {parent} is not committed")
             snap = self._new_snapshot(snapshotter, key, parent=parent, kind="active")
             snap.labels = dict(labels or {})
@@ -638,7 +676,7 @@ class FakeContainerService:
     @_operation
     def remove_snapshot(self, snapshotter: str, key: str) -> None:
         """Remove a snapshot that no other snapshot and no container is built on."""
-        snapshotter = snapshotter or DEFAULT_SNAPSHOTTER
+        _require(snapshotter, "snapshotter")
         with self._lock:
             self._snapshot(snapshotter, key)
             if any(s.parent == key for s in self._snapshots[snapshotter].values()):
@@ -651,6 +689,7 @@ class FakeContainerService:
     @_operation
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
         """A single bind mount of the snapshot's directory."""
+        _require(snapshotter, "snapshotter")
         with self._lock:
             if not self.mounts_supported:
                 raise errors.NotSupported("this backend cannot mount snapshots")
@@ -708,6 +747,8 @@ def _read_archive_index(archive: str | os.PathLike[str] | BinaryIO) -> tuple[str
 
 def _open_tar(archive: str | os.PathLike[str] | BinaryIO) -> tarfile.TarFile:
     if isinstance(archive, (str, os.PathLike)):
+        if not os.path.isfile(archive):
+            raise errors.NotFound(f"image archive {os.fspath(archive)} does not exist")
         return tarfile.open(os.fspath(archive), mode="r:*")
     return tarfile.open(fileobj=archive, mode="r:*")
 
@@ -721,10 +762,13 @@ def _read_json(tar: tarfile.TarFile, name: str) -> Any:
 
 def _oci_index(index: Any) -> tuple[str, str]:
     manifest = index["manifests"][0]
-    name = manifest.get("annotations", {}).get("io.containerd.image.name", "") or manifest.get(
-        "annotations", {}
-    ).get("org.opencontainers.image.ref.name", "")
-    return str(name), str(manifest["digest"])
+    annotations = manifest.get("annotations") or {}
+    name = str(annotations.get("io.containerd.image.name", ""))
+    if not name:
+        # As containerd: a ref.name annotation names the image only when it is a full reference.
+        ref_name = str(annotations.get("org.opencontainers.image.ref.name", ""))
+        name = normalize_name(ref_name) if "/" in ref_name or ":" in ref_name else ""
+    return name, str(manifest["digest"])
 
 
 def _docker_manifest(tar: tarfile.TarFile) -> tuple[str, str]:
@@ -733,7 +777,7 @@ def _docker_manifest(tar: tarfile.TarFile) -> tuple[str, str]:
     member = tar.extractfile(entry["Config"])
     if member is None:
         raise ValueError("config is not a file")
-    return normalize_image_ref(tags[0]) if tags[0] else "", _digest_of_bytes(member.read())
+    return normalize_name(tags[0]) if tags[0] else "", _digest_of_bytes(member.read())
 
 
 def _digest_of_bytes(data: bytes) -> str:

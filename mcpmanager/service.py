@@ -96,7 +96,7 @@ class ContainerService(Protocol):
         ...
 
     def list_tasks(self, filter: str = "") -> list[TaskInfo]:
-        """Return every task (``filter`` is a containerd filter expression)."""
+        """Return every task matching ``filter`` (``field==value``; see :mod:`.taskfilter`)."""
         ...
 
     def setup_network(self, req: NetworkSetupRequest) -> NetworkResult:

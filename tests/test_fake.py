@@ -61,6 +61,15 @@ def test_registry_unreachable(fake: FakeContainerService) -> None:
     assert fake.list_images() == []
 
 
+def test_removed_remote_image_is_not_found(fake: FakeContainerService) -> None:
+    fake.remove_remote("busybox")
+    for call in (fake.resolve_remote_digest, fake.pull_image):
+        with pytest.raises(errors.NotFound, match="busybox"):
+            call(IMAGE)
+    fake.set_remote_digest("busybox", "sha256:" + "cd" * 32)
+    assert fake.pull_image(IMAGE).id == "sha256:" + "cd" * 32
+
+
 def test_delete_image(svc: FakeContainerService) -> None:
     svc.delete_image(IMAGE)
     with pytest.raises(errors.NotFound):
@@ -93,16 +102,17 @@ def test_container_lifecycle(svc: FakeContainerService) -> None:
     with pytest.raises(errors.AlreadyExists):
         svc.start_container("c1")
     with pytest.raises(errors.FailedPrecondition):
-        svc.delete_container("c1")
-    with pytest.raises(errors.FailedPrecondition):
         svc.delete_task("c1")
     svc.stop_container("c1")
     assert svc.get_task_info("c1").status is TaskStatus.STOPPED
     svc.stop_container("c1")  # stopping a stopped task is harmless
-    svc.delete_container("c1")
+    svc.start_container("c1")  # a stopped task is replaced, as containerd's backend does
+    assert svc.get_task_info("c1").pid != task.pid
+    svc.delete_container("c1")  # kills and removes the running task first
     with pytest.raises(errors.NotFound):
         svc.get_container("c1")
-    assert svc.list_snapshots("overlayfs") == [s for s in svc.list_snapshots("") if s.name != "c1"]
+    assert svc.list_tasks() == []
+    assert "c1" not in {s.name for s in svc.list_snapshots("overlayfs")}
 
 
 def test_unknown_container_is_not_found(svc: FakeContainerService) -> None:
@@ -111,9 +121,35 @@ def test_unknown_container_is_not_found(svc: FakeContainerService) -> None:
             call("nope")
 
 
-def test_create_needs_local_image(fake: FakeContainerService) -> None:
-    with pytest.raises(errors.NotFound):
+def test_create_pulls_a_missing_image(fake: FakeContainerService) -> None:
+    fake.remote_unreachable = True
+    with pytest.raises(errors.Unavailable):
         create(fake)
+    assert fake.list_containers() == []
+    assert fake.list_snapshots("overlayfs") == []
+    fake.remote_unreachable = False
+    fake.calls.clear()
+    create(fake)
+    assert fake.get_container("c1").image == IMAGE
+    assert fake.get_image(IMAGE).id == fake.resolve_remote_digest(IMAGE)
+    assert fake.count("pull_image") == 0  # an internal pull, not a protocol call
+
+
+def test_names_are_stored_qualified(fake: FakeContainerService) -> None:
+    image = fake.pull_image("busybox")
+    full = "docker.io/library/busybox:latest"
+    assert (image.name, image.tags) == (full, (full,))
+    assert fake.get_image("busybox:latest") == image
+    fake.set_local_digest("alpine:3", "sha256:" + "01" * 32)
+    assert fake.get_image("docker.io/library/alpine:3").id == "sha256:" + "01" * 32
+
+
+def test_ids_follow_containerds_rule(svc: FakeContainerService) -> None:
+    for bad in ("p-", "-p", "p--q", "a" * 77, "bad/id"):
+        with pytest.raises(errors.InvalidArgument, match="container ID"):
+            svc.create_container(CreateContainerRequest(id=bad, image_ref=IMAGE))
+    svc.create_container(CreateContainerRequest(id="a" * 76, image_ref=IMAGE))
+    assert svc.calls[-1].method == "create_container"
 
 
 def test_labels_filter(svc: FakeContainerService) -> None:
@@ -127,7 +163,7 @@ def test_labels_filter(svc: FakeContainerService) -> None:
 
 def test_network_is_loopback_and_idempotent(svc: FakeContainerService) -> None:
     create(svc)
-    req = NetworkSetupRequest(container_id="c1")
+    req = NetworkSetupRequest(container_id="c1", cni_bin_dir="/b", cni_conf_dir="/c")
     with pytest.raises(errors.FailedPrecondition):
         svc.setup_network(req)  # no running task
     svc.start_container("c1")
@@ -195,7 +231,7 @@ def test_mounts_switch(svc: FakeContainerService) -> None:
     create(svc)
     svc.mounts_supported = False
     with pytest.raises(errors.NotSupported):
-        svc.snapshot_mounts("", "c1")
+        svc.snapshot_mounts("overlayfs", "c1")
 
 
 def test_fault_injection_and_call_log(svc: FakeContainerService) -> None:

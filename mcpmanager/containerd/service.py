@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from .. import errors
+from .. import errors, identifiers, taskfilter
 from .._log import get_logger
 from ..types import (
     ContainerInfo,
@@ -43,7 +42,6 @@ DEFAULT_SNAPSHOTTER = "overlayfs"
 """Snapshotter used when a request names none."""
 
 _LIVE = (TaskStatus.RUNNING, TaskStatus.CREATED, TaskStatus.PAUSED)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,75}$")
 
 
 def _require(value: str, what: str) -> str:
@@ -53,9 +51,7 @@ def _require(value: str, what: str) -> str:
 
 
 def _check_id(container_id: str) -> str:
-    if not _ID.match(container_id or ""):
-        raise errors.InvalidArgument(f"invalid container id {container_id!r}")
-    return container_id
+    return identifiers.validate(container_id, "container ID")
 
 
 class ContainerdService:
@@ -288,8 +284,11 @@ class ContainerdService:
         return tasks.get_task(self._conn, _check_id(id))
 
     def list_tasks(self, filter: str = "") -> list[TaskInfo]:
-        """Return every task (``filter`` is a containerd filter expression)."""
-        return tasks.list_tasks(self._conn, filter)
+        """Return every task matching ``filter`` (see :mod:`mcpmanager.taskfilter`).
+
+        The daemon ignores the filters it is sent, so they are applied here.
+        """
+        return taskfilter.select(tasks.list_tasks(self._conn), filter)
 
     # --- network ----------------------------------------------------------
 
@@ -324,7 +323,7 @@ class ContainerdService:
         if not pid:
             try:
                 pid = self._task_pid(cid)
-            except errors.FailedPrecondition:
+            except (errors.FailedPrecondition, errors.NotFound):
                 pid = 0
         network.detach(
             cid,
@@ -340,6 +339,7 @@ class ContainerdService:
         try:
             task = tasks.get_task(self._conn, cid)
         except errors.NotFound:
+            containers.get_record(self._conn, cid)  # NotFound when the container is missing
             raise errors.FailedPrecondition(
                 f"container {cid} has no task; start it before setting up its network"
             ) from None

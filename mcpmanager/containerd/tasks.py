@@ -152,10 +152,17 @@ def _delete(conn: Connection, cid: str) -> None:
 
 
 def delete_task(conn: Connection, cid: str, force: bool) -> None:
-    """Delete the task of ``cid``; with ``force`` kill it and wait for it first."""
+    """Delete the task of ``cid``; with ``force`` kill it and wait for it first.
+
+    Without ``force`` a running or paused task is FailedPrecondition.
+    """
+    info = get_task(conn, cid)
     if force:
-        get_task(conn, cid)
         if _kill(conn, cid, int(signal.SIGKILL)):
             with contextlib.suppress(errors.DeadlineExceeded):
                 _wait(conn, cid, KILL_WAIT)
+    elif info.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+        raise errors.FailedPrecondition(
+            f"task of container {cid} is {info.status.value}; stop it or force the delete"
+        )
     _delete(conn, cid)
