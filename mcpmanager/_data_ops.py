@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO
 
 from . import archive, data, errors, naming
+from ._context import with_context
 from ._runtime import Runtime
 from .types import MountInfo
 
@@ -77,6 +78,20 @@ class DataOps:
         with self._halted(bot_id, halt, f"preserve /data to {path}", resume=resume):
             size = data.atomic_write(path, write)
             self._rt.log(bot_id).info("preserved /data in %s (%d bytes)", path, size)
+
+    def preserve_for_delete(self, bot_id: str) -> None:
+        """Back up ``/data`` with the task left stopped; on failure restart it and refuse.
+
+        DataLossPrevented when the backup fails; NotFound when there is no bot.
+        """
+        try:
+            self.preserve(bot_id, resume=False)
+        except Exception as exc:
+            if isinstance(exc, errors.NotFound) and not self._rt.exists(bot_id):
+                raise with_context(exc, f"bot {bot_id}: delete") from exc
+            raise errors.DataLossPrevented(
+                f"bot {bot_id}: not deleted, because backing up its /data failed: {exc}"
+            ) from exc
 
     def import_checked(self, bot_id: str, checked: IO[bytes], step: str = "import /data") -> None:
         """Unpack a checked archive into the bot's ``/data``."""

@@ -22,9 +22,17 @@ import attrs
 
 from . import errors, naming
 from ._runtime import Runtime
+from ._worker import run_to_completion
 from .data import atomic_write
 from .types import ContainerInfo, StopTaskOptions
-from .versions import SOURCE_PRE_EXEC, ReconcileResult, display_snapshot_name
+from .versions import (
+    SOURCE_PRE_EXEC,
+    SOURCE_ROLLBACK,
+    BotSnapshotData,
+    ManagedSnapshotMeta,
+    ReconcileResult,
+    display_snapshot_name,
+)
 
 if TYPE_CHECKING:
     from .store import VersionRecord, VersionStore
@@ -131,6 +139,55 @@ class Moves:
         self._rt = runtime
         self._journal = journal
         self.store = store
+
+    # -- the operations ----------------------------------------------------------
+
+    def snapshot(
+        self, store: VersionStore, bot_id: str, kind: str, display: str, source: str
+    ) -> tuple[ContainerInfo, VersionRecord]:
+        """Commit the bot's filesystem as a numbered snapshot; a retry finishes a failed one.
+
+        If the bot's last move was cut short, it is finished first; when it was
+        this same request (same display name and source), its result is the
+        answer, so a plain retry neither loses nor doubles a version.
+        """
+        done = self.finish_pending(bot_id)
+        if done is not None:
+            intent, rec = done
+            asked = {"display_name": display, "source": source}
+            record = intent.record or {}
+            if rec is not None and all(record.get(k) == v for k, v in asked.items()):
+                return self._rt.service.get_container(intent.container_id), rec
+        commit = naming.runtime_name(naming.container_id(bot_id), kind)
+        return run_to_completion(
+            lambda: self.commit(store, bot_id, commit, display, source), f"snapshot-{bot_id}"
+        )
+
+    def roll_back(self, bot_id: str, target: str, version: int) -> None:
+        """Move the bot onto ``target``; a retry after a fault finishes the failed move."""
+        done = self.finish_pending(bot_id)
+        if done is not None and done[0].record is None and done[0].parent == target:
+            return
+        run_to_completion(
+            lambda: self.rollback(bot_id, target, version, SOURCE_ROLLBACK), f"rollback-{bot_id}"
+        )
+
+    def snapshot_data(self, bot_id: str) -> BotSnapshotData:
+        """The bot's container, its own snapshots with their ancestry, and the store's metadata."""
+        service = self._rt.service
+        cid = naming.container_id(bot_id)
+        info = service.get_container(cid)
+        snapshotter = info.snapshotter.strip() or self._rt.snapshotter()
+        runtime = naming.own_lineage(
+            service.list_snapshots(snapshotter), cid, bot_id, info.snapshot_key
+        )
+        records = self.store.list_snapshots(cid) if self.store is not None else []
+        meta = {
+            r.runtime_snapshot_name: ManagedSnapshotMeta(r.source, r.version, r.display_name)
+            for r in records
+            if r.runtime_snapshot_name
+        }
+        return BotSnapshotData(cid, info, snapshotter, tuple(runtime), meta)
 
     # -- starting a move ---------------------------------------------------------
 
@@ -287,7 +344,13 @@ class Moves:
         return self._journal.bots()
 
     def reconcile_one(self, bot_id: str) -> ReconcileResult:
-        """Finish the bot's interrupted move, or rebuild its vanished container."""
+        """Finish the bot's interrupted move, or rebuild its vanished container.
+
+        Runs to the end even if the calling thread is interrupted.
+        """
+        return run_to_completion(lambda: self._reconcile(bot_id), f"reconcile-{bot_id}")
+
+    def _reconcile(self, bot_id: str) -> ReconcileResult:
         intent = self._journal.read(bot_id)
         if intent is not None:
             return self._resume(intent)[0]

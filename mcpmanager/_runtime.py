@@ -130,6 +130,22 @@ class Runtime:
             return True
         return True
 
+    def remove(self, bot_id: str) -> None:
+        """Delete the bot's task, network, container and every active snapshot of it."""
+        cid = naming.container_id(bot_id)
+        self.detach(bot_id)
+        try:
+            self.delete_task(cid)
+        except Exception as exc:
+            self.log(bot_id).warning("cleanup: deleting the task of %s failed: %s", cid, exc)
+        with doing(f"bot {bot_id}: delete container {cid}"):
+            self.service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=True))
+            # Active snapshots left by earlier moves would otherwise come back as
+            # "orphans" on the next start, resurrecting data the caller deleted.
+            for leftover in self.owned_actives(bot_id):
+                self.service.remove_snapshot(self.snapshotter(), leftover)
+        self.log(bot_id).info("deleted container %s", cid)
+
     def owned_actives(self, bot_id: str) -> list[str]:
         """Active snapshots made for the bot's container, oldest first."""
         cid = naming.container_id(bot_id)

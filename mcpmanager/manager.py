@@ -21,26 +21,23 @@ from typing import IO, TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 from . import _repr, errors, naming, versions
 from ._addresses import AddressBook
-from ._context import doing, with_context
+from ._context import doing
 from ._data_ops import DataOps
+from ._image import ensure_image
 from ._locks import KeyedLocks
 from ._log import bot_context
 from ._moves import IntentJournal, Moves
 from ._runtime import Runtime
-from ._worker import call_with_deadline, run_to_completion
 from .config import ManagerConfig
 from .naming import BOT_LABEL_KEY, CONTAINER_PREFIX, IP_LABEL_KEY, validate_bot_id
 from .service import ContainerService
 from .types import (
     BotStatus,
     ContainerInfo,
-    DeleteContainerOptions,
     ImageInfo,
-    PullImageOptions,
 )
 from .versions import (
     BotSnapshotData,
-    ManagedSnapshotMeta,
     ReconcileResult,
     SnapshotCreateInfo,
     VersionInfo,
@@ -132,14 +129,6 @@ class Manager:
         return self._config
 
     @property
-    def _store(self) -> VersionStore | None:
-        return self._moves.store
-
-    @_store.setter
-    def _store(self, store: VersionStore | None) -> None:
-        self._moves.store = store
-
-    @property
     def ip_recovery_delays(self) -> tuple[float, ...]:
         """Back-off after each failed network re-setup while recovering an IP."""
         return self._runtime.ip_recovery_delays
@@ -163,45 +152,7 @@ class Manager:
         upgrade pull fails, a local copy is kept. Running containers keep
         their image; new ones use the updated one.
         """
-        image = self._config.image_ref()
-        try:
-            remote = call_with_deadline(
-                lambda: self._service.resolve_remote_digest(image),
-                self.upgrade_check_timeout,
-                f"resolving {image}",
-            )
-        except Exception as exc:
-            self._logger.warning(
-                "image upgrade check for %s failed, using the local image: %s", image, exc
-            )
-            return self._local_or_pull(image)
-        local = self._local_image(image)
-        if local is not None and local.id == remote:
-            return local
-        self._logger.info("pulling %s (%s)", image, "update" if local else "not present")
-        try:
-            return self._pull(image)
-        except errors.MCPManagerError as exc:
-            if local is None:
-                raise
-            self._logger.warning("pull of %s failed, keeping the local image: %s", image, exc)
-            return local
-
-    def _local_image(self, image: str) -> ImageInfo | None:
-        try:
-            return self._service.get_image(image)
-        except errors.NotFound:
-            return None
-
-    def _local_or_pull(self, image: str) -> ImageInfo:
-        with doing(f"init: image {image}"):
-            local = self._local_image(image)
-            return local if local is not None else self._pull(image)
-
-    def _pull(self, image: str) -> ImageInfo:
-        with doing(f"pull {image}"):
-            opts = PullImageOptions(unpack=True, snapshotter=self._config.snapshotter)
-            return self._service.pull_image(image, opts)
+        return ensure_image(self._service, self._config, self._logger, self.upgrade_check_timeout)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -246,38 +197,10 @@ class Manager:
         :class:`~mcpmanager.errors.DataLossPrevented` is raised.
         """
         with self._locks.hold(bot_id):
-            cid = self.container_id(bot_id)
-            log = self._runtime.log(bot_id)
             if preserve_data:
-                self._preserve_before_delete(bot_id)
-            self._runtime.detach(bot_id)
-            try:
-                self._runtime.delete_task(cid)
-            except Exception as exc:
-                log.warning("cleanup: deleting the task of %s failed: %s", cid, exc)
-            with doing(f"bot {bot_id}: delete container {cid}"):
-                self._service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=True))
-                # Active snapshots left by earlier moves would otherwise come back as
-                # "orphans" on the next start, resurrecting data the caller deleted.
-                for leftover in self._runtime.owned_actives(bot_id):
-                    self._service.remove_snapshot(self._runtime.snapshotter(), leftover)
+                self._data.preserve_for_delete(bot_id)
+            self._runtime.remove(bot_id)
             self._board.note(bot_id, "deleted, /data preserved" if preserve_data else "deleted")
-            log.info("deleted container %s", cid)
-
-    def _preserve_before_delete(self, bot_id: str) -> None:
-        """Back up ``/data`` with the task left stopped; on failure restart it and refuse."""
-        try:
-            self._data.preserve(bot_id, resume=False)
-        except errors.NotFound as exc:
-            if not self._runtime.exists(bot_id):  # nothing to delete is not data at risk
-                raise with_context(exc, f"bot {bot_id}: delete") from exc
-            raise errors.DataLossPrevented(
-                f"bot {bot_id}: not deleted, because backing up its /data failed: {exc}"
-            ) from exc
-        except Exception as exc:
-            raise errors.DataLossPrevented(
-                f"bot {bot_id}: not deleted, because backing up its /data failed: {exc}"
-            ) from exc
 
     def list_bots(self) -> list[str]:
         """IDs of the bots that have a container, sorted."""
@@ -403,31 +326,11 @@ class Manager:
     # -- snapshots and versions ----------------------------------------------
 
     def _require_store(self) -> VersionStore:
-        if self._store is None:
+        if self._moves.store is None:
             raise errors.FailedPrecondition(
                 "snapshots and versions need a version store: pass store= to Manager"
             )
-        return self._store
-
-    def _commit(
-        self, bot_id: str, kind: str, display: str, source: str
-    ) -> tuple[ContainerInfo, VersionRecord]:
-        """Commit the bot's filesystem as a numbered snapshot; a retry finishes a failed one."""
-        store = self._require_store()
-        done = self._moves.finish_pending(bot_id)
-        if done is not None:
-            intent, rec = done
-            same = intent.record is not None and (
-                intent.record["display_name"],
-                intent.record["source"],
-            ) == (display, source)
-            if same and rec is not None:
-                return self._service.get_container(intent.container_id), rec
-        commit = naming.runtime_name(self.container_id(bot_id), kind)
-        return run_to_completion(
-            lambda: self._moves.commit(store, bot_id, commit, display, source),
-            f"snapshot-{bot_id}",
-        )
+        return self._moves.store
 
     @_bot_operation
     def create_snapshot(
@@ -442,8 +345,9 @@ class Manager:
         """
         display = name.strip()
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: create snapshot"):
-            info, rec = self._commit(
-                bot_id, "snapshot", display, source.strip() or versions.SOURCE_MANUAL
+            source = source.strip() or versions.SOURCE_MANUAL
+            info, rec = self._moves.snapshot(
+                self._require_store(), bot_id, "snapshot", display, source
             )
         return SnapshotCreateInfo(
             container_id=info.id,
@@ -459,7 +363,8 @@ class Manager:
     def create_version(self, bot_id: str) -> VersionInfo:
         """Commit the bot's whole filesystem as its next numbered version (see create_snapshot)."""
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: create version"):
-            _, rec = self._commit(bot_id, "v", "", versions.SOURCE_PRE_EXEC)
+            store = self._require_store()
+            _, rec = self._moves.snapshot(store, bot_id, "v", "", versions.SOURCE_PRE_EXEC)
         return _version_info(rec)
 
     @_bot_operation
@@ -489,12 +394,7 @@ class Manager:
         store = self._require_store()
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: roll back to version {version}"):
             target = store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
-            done = self._moves.finish_pending(bot_id)
-            if done is None or done[0].record is not None or done[0].parent != target:
-                run_to_completion(
-                    lambda: self._moves.rollback(bot_id, target, version, versions.SOURCE_ROLLBACK),
-                    f"rollback-{bot_id}",
-                )
+            self._moves.roll_back(bot_id, target, version)
             self._runtime.log(bot_id).info("rolled back to version %d (%s)", version, target)
 
     @_bot_operation
@@ -505,19 +405,7 @@ class Manager:
         other bots included). Works without a store (the metadata is then empty).
         """
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: list snapshots"):
-            cid = self.container_id(bot_id)
-            info = self._service.get_container(cid)
-            snapshotter = info.snapshotter.strip() or self._runtime.snapshotter()
-            runtime = naming.own_lineage(
-                self._service.list_snapshots(snapshotter), cid, bot_id, info.snapshot_key
-            )
-            records = self._store.list_snapshots(cid) if self._store is not None else []
-            meta = {
-                r.runtime_snapshot_name: ManagedSnapshotMeta(r.source, r.version, r.display_name)
-                for r in records
-                if r.runtime_snapshot_name
-            }
-        return BotSnapshotData(cid, info, snapshotter, tuple(runtime), meta)
+            return self._moves.snapshot_data(bot_id)
 
     # -- repair --------------------------------------------------------------
 
@@ -537,9 +425,7 @@ class Manager:
         results = []
         for bot in bots:
             with bot_context(bot), self._locks.hold(bot), doing(f"bot {bot}: reconcile"):
-                result = run_to_completion(
-                    functools.partial(self._moves.reconcile_one, bot), f"reconcile-{bot}"
-                )
+                result = self._moves.reconcile_one(bot)
             if result.action != "nothing to do":
                 self._runtime.log(bot).warning("reconcile: %s %s", result.action, result.snapshot)
             results.append(result)
@@ -551,7 +437,7 @@ class Manager:
         """Close the clients, the store and (if this Manager owns it) the service."""
         if not self._addresses.close():
             return
-        close_store = getattr(self._store, "close", None)
+        close_store = getattr(self._moves.store, "close", None)
         if close_store is not None:
             close_store()
         if self._owns_service:
@@ -568,7 +454,7 @@ class Manager:
         return _repr.ManagerView(
             backend=type(self._service).__name__,
             image=self._config.image_ref(),
-            store=_repr.describe(self._store),
+            store=_repr.describe(self._moves.store),
             closed=self._addresses.closed,
             rows=_repr.bot_rows(self._board, self._addresses.ips(), CONTAINER_PREFIX),
         )

@@ -25,7 +25,7 @@ def agent_fake(tmp_path: Path) -> Iterator[FakeContainerService]:
 @pytest.fixture
 def am(agent_fake: FakeContainerService, tmp_path: Path) -> Iterator[Manager]:
     m = make_manager(agent_fake, tmp_path)
-    m._store = SQLiteStore(str(tmp_path / "v.db"))
+    m._moves.store = SQLiteStore(str(tmp_path / "v.db"))
     m.init()
     yield m
     m.close()

@@ -118,7 +118,7 @@ def test_snapshot_data_lists_only_the_bots_own_lineage(
     store = SQLiteStore(str(tmp_path / "v.db"))
     store.migrate()
     manager = make_manager(fake, tmp_path)
-    manager._store = store
+    manager._moves.store = store
     manager.init()
     for bot in ("alice", "bob", "alice-v1"):
         manager.start(bot)
@@ -145,7 +145,7 @@ def test_a_retried_version_after_a_fault_is_the_same_version(
     store = SQLiteStore(str(tmp_path / "v.db"))
     store.migrate()
     manager = make_manager(fake, tmp_path)
-    manager._store = store
+    manager._moves.store = store
     manager.init()
     manager.start(BOT)
     fake.fail("prepare_snapshot", errors.Unavailable("snapshotter hiccup"))

@@ -59,7 +59,7 @@ def flaky(store: VersionStore) -> FlakyStore:
 @pytest.fixture
 def vm(fake: FakeContainerService, tmp_path: Path, flaky: FlakyStore) -> Iterator[Manager]:
     m = make_manager(fake, tmp_path)
-    m._store = flaky  # type: ignore[assignment]
+    m._moves.store = flaky  # type: ignore[assignment]
     m.init()
     yield m
     m.close()
@@ -96,7 +96,7 @@ def test_versions_and_rollback(vm: Manager, fake: FakeContainerService) -> None:
         assert data_file(fake, "b").read_text() == f"content {n}"
         assert running(fake, "b")
         assert vm.container_ip("b")
-    events = [e.event_type for e in vm._store.list_events("mcp-b")]  # type: ignore[union-attr]
+    events = [e.event_type for e in vm._moves.store.list_events("mcp-b")]  # type: ignore[union-attr]
     assert events == ["version_create"] * 3 + ["version_rollback"] * 3
 
 
