@@ -19,11 +19,13 @@ from ..client.protocol import (
     DEFAULT_WORKDIR,
     EXIT_TIMED_OUT,
     RAW_CHUNK_SIZE,
+    WRITE_RAW_END_KEY,
+    WRITE_RAW_END_VALUE,
 )
 from .execproc import STDOUT, Execution
 from .failures import AgentError, from_os_error
 from .fileinfo import go_mode, rfc3339
-from .rootfs import RootFS
+from .rootfs import AtomicWriter, RootFS
 from .textpage import read_page
 
 __all__ = ["ContainerServicer"]
@@ -112,19 +114,25 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
     def WriteRaw(
         self, request_iterator: Iterator[pb.WriteRawChunk], context: grpc.ServicerContext
     ) -> Any:
-        """Receive a file (the first chunk names it) and put it in place whole."""
+        """Receive a file (the first chunk names it) and put it in place whole.
+
+        The file is replaced only on a clean end of the stream: after the end
+        marker when the client promised one (see
+        :data:`~mcpmanager.client.protocol.WRITE_RAW_END_KEY`), else when the
+        stream ended while the call is still active. A cancelled, broken or
+        failed upload leaves the old file and removes the partial one.
+        """
         with _failures(context, "write_raw"):
-            writer = None
+            writer: AtomicWriter | None = None
             try:
-                for chunk in request_iterator:
-                    if writer is None:
-                        if not chunk.path:
-                            raise AgentError.invalid("first chunk must include path")
-                        writer = self._fs.atomic_writer(chunk.path)
-                    if chunk.data:
-                        writer.write(chunk.data)
+                writer = _receive_upload(self._fs, request_iterator, _promises_end(context))
                 if writer is None:
                     return pb.WriteRawResponse(bytes_written=0)
+                if not context.is_active():
+                    raise AgentError(
+                        grpc.StatusCode.CANCELLED,
+                        f"write_raw {writer.path}: the call was cancelled; the old file is kept",
+                    )
                 writer.commit()
                 return pb.WriteRawResponse(bytes_written=writer.written)
             finally:
@@ -177,6 +185,57 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                 run.close()
                 with self._lock:
                     self._running.discard(run)
+
+
+def _promises_end(context: grpc.ServicerContext) -> bool:
+    """Whether the WriteRaw client promised an end marker (our clients do)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == WRITE_RAW_END_KEY and value == WRITE_RAW_END_VALUE:
+            return True
+    return False
+
+
+def _receive_upload(
+    fs: RootFS, chunks: Iterator[pb.WriteRawChunk], marked: bool
+) -> AtomicWriter | None:
+    """Write an upload's chunks beside their target; the writer, ready to commit.
+
+    None for a stream without chunks. With ``marked``, the stream must end
+    with the end marker (a later chunk with neither path nor data), else the
+    upload was abandoned: ABORTED, and the partial file is dropped.
+    """
+    writer: AtomicWriter | None = None
+    ended = False
+    try:
+        for chunk in chunks:
+            if writer is None:
+                if not chunk.path:
+                    raise AgentError.invalid("first chunk must include path")
+                writer = fs.atomic_writer(chunk.path)
+                if chunk.data:
+                    writer.write(chunk.data)
+                continue
+            if ended:
+                if chunk.data:
+                    raise AgentError.invalid(f"write_raw {writer.path}: data after the end marker")
+                continue
+            if marked and not chunk.path and not chunk.data:
+                ended = True
+                continue
+            if chunk.data:
+                writer.write(chunk.data)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None and marked and not ended:
+        writer.abort()
+        raise AgentError(
+            grpc.StatusCode.ABORTED,
+            f"write_raw {writer.path}: the upload ended before its end marker "
+            "(abandoned by the client); the old file is kept",
+        )
+    return writer
 
 
 def _feed_stdin(run: Execution, first: bytes, requests: Iterator[pb.ExecInput]) -> None:

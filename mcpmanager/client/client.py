@@ -16,7 +16,13 @@ from .. import errors
 from . import mcpcontainer_pb2 as pb
 from . import mcpcontainer_pb2_grpc as _pb_grpc
 from .errors import ExecTimedOut, describe, map_rpc_error
-from .protocol import DEFAULT_EXEC_TIMEOUT, EXIT_TIMED_OUT, UPLOAD_CHUNK_SIZE
+from .protocol import (
+    DEFAULT_EXEC_TIMEOUT,
+    EXIT_TIMED_OUT,
+    UPLOAD_CHUNK_SIZE,
+    WRITE_RAW_END_KEY,
+    WRITE_RAW_END_VALUE,
+)
 from .results import ExecChunk, ExecResult, FileEntry, ReadFileResult, parse_mod_time
 
 __all__ = [
@@ -43,6 +49,7 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 _INT32_MAX = 2**31 - 1
+_WRITE_RAW_METADATA = ((WRITE_RAW_END_KEY, WRITE_RAW_END_VALUE),)
 _STUB_FACTORY: Any = _pb_grpc.ContainerServiceStub
 
 
@@ -238,8 +245,9 @@ class Client:
     ) -> int:
         """Write ``data`` (bytes, or a binary file object read to its end) to ``path``.
 
-        Streams 64 KiB chunks; the agent replaces the file only once all of it
-        arrived, so a failed transfer leaves the old file as it was. Returns
+        Streams 1 MiB chunks, then an end marker; the agent replaces the file
+        only once that marker arrived, so a failed or abandoned transfer leaves
+        the old file as it was. Returns
         the number of bytes written. An error reading ``data`` is raised as is.
         """
         if not path:
@@ -263,12 +271,15 @@ class Client:
                     first = False
                 if first:
                     yield pb.WriteRawChunk(path=path)
+                yield pb.WriteRawChunk()  # the end marker: the agent may now commit
             except Exception as exc:  # the caller's stream failed: abandon the upload
                 source_errors.append(exc)
                 holder[0].cancel()
 
         with self._errors("write_raw", path, timeout):
-            future = self._stub.WriteRaw.future(requests(), timeout=timeout)
+            future = self._stub.WriteRaw.future(
+                requests(), timeout=timeout, metadata=_WRITE_RAW_METADATA
+            )
             holder.append(future)
             ready.set()
             try:
