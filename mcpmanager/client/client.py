@@ -412,7 +412,8 @@ class Client:
             ) from exc
         except ValueError as exc:
             # grpc raises ValueError for a call on a closed channel.
-            if self._closed or "closed channel" in str(exc):
+            message = str(exc).lower()
+            if self._closed or "closed channel" in message or "channel closed" in message:
                 raise errors.Unavailable(
                     describe(self._subject(), op, what, "the client is closed")
                 ) from exc
