@@ -14,6 +14,7 @@ view.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import secrets
@@ -124,7 +125,7 @@ class RootFS:
     def _walk(
         self, cpath: str, stack: list[tuple[int, str]], *, follow: bool, create_parents: bool
     ) -> Resolved:
-        stack.append((os.open(self.root, _O_PATH | _O_DIRECTORY | _O_CLOEXEC), ""))
+        stack.append((os.open(self.root, _WALK_DIR), ""))
         comps = deque(c for c in cpath.split("/") if c)
         links = 0
 
@@ -257,19 +258,30 @@ class RootFS:
                 os.close(fd)
         return entries
 
-    def workdir(self, path: str) -> str:
-        """The host path of an existing directory, for a command to run in."""
+    def open_workdir(self, path: str) -> tuple[str, int]:
+        """An existing directory for a command to run in: its resolved path and a descriptor.
+
+        The descriptor (``O_PATH``, the caller closes it) is the directory
+        itself, so a command started in ``/proc/self/fd/N`` runs there even if
+        the bot swaps a path component for a symlink meanwhile.
+        """
         cpath = clean(path)
         with self.resolve(cpath, "exec") as r:
             try:
-                st = os.stat(r.name, dir_fd=r.dir_fd, follow_symlinks=False)
+                fd = os.open(r.name, _WALK_DIR, dir_fd=r.dir_fd)
             except FileNotFoundError:
                 raise AgentError.not_found(f"exec: work dir {cpath} does not exist") from None
+            except NotADirectoryError:
+                raise AgentError.invalid(f"exec: work dir {cpath} is not a directory") from None
             except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a symlink now, not a directory
+                    raise AgentError.invalid(f"exec: work dir {cpath} is not a directory") from None
                 raise from_os_error(exc, "exec", cpath) from exc
-            if not stat.S_ISDIR(st.st_mode):
-                raise AgentError.invalid(f"exec: work dir {cpath} is not a directory")
-            return self.host_path(r.path)
+            return r.path, fd
+
+    def open_root(self) -> int:
+        """A readable descriptor of the root directory itself (the caller closes it)."""
+        return os.open(self.root, _READ_DIR)
 
     # -- writing ---------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from .execproc import STDOUT, Execution
 from .failures import AgentError, from_os_error
 from .fileinfo import go_mode, rfc3339
 from .rootfs import AtomicWriter, RootFS
+from .sandbox import SANDBOX_PATH, Sandbox
 from .textpage import read_page
 
 __all__ = ["ContainerServicer"]
@@ -38,8 +39,9 @@ _Servicer: Any = pb_grpc.ContainerServiceServicer
 class ContainerServicer(_Servicer):  # type: ignore[misc]
     """Serves one container's file tree (a :class:`RootFS`) and runs its commands."""
 
-    def __init__(self, fs: RootFS) -> None:
+    def __init__(self, fs: RootFS, sandbox: Sandbox | None = None) -> None:
         self._fs = fs
+        self._sandbox = sandbox
         self._lock = threading.Lock()
         self._running: set[Execution] = set()
 
@@ -141,6 +143,32 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
 
     # -- commands --------------------------------------------------------------
 
+    def _start(self, first: pb.ExecInput, timeout: int) -> tuple[str, Execution]:
+        """Start the command of ``first`` (in the sandbox, if any); its work dir and run."""
+        cwd, dir_fd = self._fs.open_workdir(first.work_dir or DEFAULT_WORKDIR)
+        try:
+            if self._sandbox is not None:
+                env = _environment(first.env, _sandbox_env())
+                with self._sandbox.wrap(first.command, cwd) as wrapped:
+                    run = Execution(
+                        first.command,
+                        "/",
+                        env,
+                        timeout,
+                        argv=wrapped.argv,
+                        pass_fds=wrapped.pass_fds,
+                    )
+                    _launch(run)
+            else:
+                # The directory's descriptor, not its host path: nothing can be swapped in.
+                run = Execution(
+                    first.command, f"/proc/self/fd/{dir_fd}", _environment(first.env), timeout
+                )
+                _launch(run)
+        finally:
+            os.close(dir_fd)
+        return cwd, run
+
     def Exec(self, request_iterator: Iterator[pb.ExecInput], context: grpc.ServicerContext) -> Any:
         """Run a command, feeding stdin and streaming its output, then EXIT."""
         with _failures(context, "exec"):
@@ -149,14 +177,8 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                 raise AgentError.invalid("failed to receive exec config")
             if not first.command:
                 raise AgentError.invalid("command is required")
-            cwd = self._fs.workdir(first.work_dir or DEFAULT_WORKDIR)
-            env = _environment(first.env)
             timeout = first.timeout_seconds if first.timeout_seconds > 0 else DEFAULT_EXEC_TIMEOUT
-            run = Execution(first.command, cwd, env, timeout)
-            try:
-                run.start()
-            except OSError as exc:
-                raise AgentError(grpc.StatusCode.INTERNAL, f"exec: cannot start: {exc}") from exc
+            cwd, run = self._start(first, timeout)
             with self._lock:
                 self._running.add(run)
             try:
@@ -253,14 +275,26 @@ def _feed_stdin(run: Execution, first: bytes, requests: Iterator[pb.ExecInput]) 
         run.close_stdin()
 
 
+def _launch(run: Execution) -> None:
+    try:
+        run.start()
+    except OSError as exc:
+        raise AgentError(grpc.StatusCode.INTERNAL, f"exec: cannot start: {exc}") from exc
+
+
+def _sandbox_env() -> dict[str, str]:
+    """The environment a sandboxed command starts from: not the host's."""
+    return {"PATH": SANDBOX_PATH, "HOME": DEFAULT_WORKDIR, "LANG": "C.UTF-8"}
+
+
 def _required(path: str) -> str:
     if not path:
         raise AgentError.invalid("path is required")
     return path
 
 
-def _environment(entries: Sequence[str]) -> dict[str, str]:
-    env = dict(os.environ)
+def _environment(entries: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
     for entry in entries:
         key, sep, value = entry.partition("=")
         if not sep or not key or "\0" in entry:
