@@ -10,6 +10,11 @@ a symlink whose ``..`` climbs above the root is refused, and each step opens
 with ``O_NOFOLLOW``, so a symlink swapped in during the walk makes the call
 fail instead of leading outside. With ROOT ``/`` this is the container's own
 view.
+
+Hard links are files like any other: reading one reads it (whatever other
+names it has), but nothing writes into a multiply-linked inode in place
+(WriteFile replaces it), and deleting or renaming one touches only its name
+in the root.
 """
 
 from __future__ import annotations
@@ -286,7 +291,12 @@ class RootFS:
     # -- writing ---------------------------------------------------------------
 
     def write_file(self, path: str, content: bytes, mode: int = 0o600) -> None:
-        """Create (``mode``) or truncate a regular file and write ``content``; parents made."""
+        """Create (``mode``) or truncate a regular file and write ``content``; parents made.
+
+        A file with more than one hard link is replaced instead (as by
+        :class:`AtomicWriter`), so the same inode seen under another name, which
+        may be outside the root, is never written.
+        """
         cpath = clean(path)
         with self.resolve(cpath, "write", create_parents=True) as r:
             if r.name == ".":
@@ -301,15 +311,25 @@ class RootFS:
             except OSError as exc:
                 raise from_os_error(exc, "write", cpath) from exc
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise AgentError.invalid(f"write {cpath}: not a regular file")
-            os.set_blocking(fd, True)
-            os.ftruncate(fd, 0)
-            _write_all(fd, content)
+            if st.st_nlink <= 1:
+                os.set_blocking(fd, True)
+                os.ftruncate(fd, 0)
+                _write_all(fd, content)
+                return
         except OSError as exc:
             raise from_os_error(exc, "write", cpath) from exc
         finally:
             os.close(fd)
+        # A hard link: its other names (perhaps outside the root) keep their content.
+        writer = self.atomic_writer(cpath)
+        try:
+            writer.write(content)
+            writer.commit()
+        finally:
+            writer.abort()
 
     def create_new(self, path: str, src: BinaryIO, mode: int = 0o644) -> bool:
         """Copy ``src`` into a file that must not exist yet; False (and nothing done) if it does."""
