@@ -71,8 +71,12 @@ class AddressBook:
             self._ips.pop(bot_id, None)
 
     def client(self, bot_id: str) -> Client:
-        """The agent client of the bot, dialled on first use."""
-        return self._client_pool().get(bot_id)
+        """A client of the bot's agent that stays valid across restarts and IP changes.
+
+        Each call on it uses the bot's current connection (dialled on first
+        use); after :meth:`close` its calls raise FailedPrecondition.
+        """
+        return self._client_pool().handle(bot_id)
 
     def _client_pool(self) -> Pool:
         with self._pool_mu:
@@ -99,5 +103,5 @@ class AddressBook:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.close_all()
+            pool.close()
         return True

@@ -723,10 +723,14 @@ class FakeContainerService:
 
 
 def _start_agent(root: str, ip: str) -> _Agent:
-    """Run a real agent for a container, rooted at its snapshot directory."""
+    """Run a real agent for a container, rooted at its snapshot directory.
+
+    Its commands run confined to that directory (``/data`` is the bot's),
+    where the machine allows it; else the agent warns once.
+    """
     from .agent import AgentServer  # imported late: only fakes with agents need grpc servers
 
-    agent = AgentServer(root=root, listen=f"{ip}:{AGENT_PORT}")
+    agent = AgentServer(root=root, listen=f"{ip}:{AGENT_PORT}", confine_exec=True)
     agent.start()
     return agent
 

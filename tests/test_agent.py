@@ -394,6 +394,25 @@ def test_write_raw_failure_leaves_the_old_file(root: Path, client: Client) -> No
     wait_for(no_partial_files, timeout=10, what="the partial upload to be removed")
 
 
+def test_read_bytes_and_read_text_give_whole_files(root: Path, client: Client) -> None:
+    payload = os.urandom(3 * RAW_CHUNK_SIZE + 5)
+    (data(root) / "blob").write_bytes(payload)
+    assert client.read_bytes("blob") == payload
+    text = "".join(f"line {i} é\n" for i in range(500))  # more than one numbered page
+    (data(root) / "t.txt").write_text(text, encoding="utf-8")
+    assert client.read_text("/data/t.txt") == text
+    assert client.read_file("t.txt").content.startswith("     1\tline 0 é\n")
+    (data(root) / "latin").write_bytes("café".encode("latin-1"))
+    assert client.read_text("latin", encoding="latin-1") == "café"
+    with pytest.raises(UnicodeDecodeError):
+        client.read_text("latin")
+    assert client.read_text("latin", errors="replace") == "caf\ufffd"
+    (data(root) / "empty").write_bytes(b"")
+    assert client.read_bytes("empty") == b""
+    with pytest.raises(errors.NotFound, match="read_raw"):
+        client.read_bytes("missing")
+
+
 def test_read_raw_errors_are_raised_eagerly(client: Client) -> None:
     with pytest.raises(errors.NotFound, match="read_raw"):
         client.read_raw("missing.bin")

@@ -68,6 +68,21 @@ def test_stdin_is_fed_and_closed(client: Client) -> None:
     assert client.exec("cat").stdout == ""
 
 
+def test_stdin_in_the_first_message_still_works(agent: AgentServer) -> None:
+    """Older clients (ours before, anyone's) put stdin in the first message."""
+    import grpc
+
+    from mcpmanager.client import mcpcontainer_pb2 as pb
+    from mcpmanager.client import mcpcontainer_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(agent.address) as channel:
+        stub = pb_grpc.ContainerServiceStub(channel)
+        first = pb.ExecInput(command="cat", stdin_data=b"one ")
+        later = pb.ExecInput(stdin_data=b"two")
+        out = b"".join(m.data for m in stub.Exec(iter([first, later]), timeout=30))
+    assert out == b"one two"
+
+
 def test_env_is_added(client: Client) -> None:
     result = client.exec('echo "$FOO:$BAR:${PATH:+path}"', env=["FOO=1", "BAR=a=b"])
     assert result.stdout == "1:a=b:path\n"

@@ -22,7 +22,7 @@ from mcpmanager.client import (
     mcpcontainer_pb2,
     mcpcontainer_pb2_grpc,
 )
-from mcpmanager.client.client import EXEC_DEADLINE_MARGIN, _exec_deadline
+from mcpmanager.client.client import _exec_limit, _timeout_reason
 from mcpmanager.client.errors import map_rpc_error
 from mcpmanager.client.results import parse_mod_time
 
@@ -304,9 +304,17 @@ def test_exec_without_exit_status_is_an_error(scripted: tuple[_Scripted, Client]
         list(run)
 
 
-def test_exec_deadline_leaves_room_for_the_agents_timeout() -> None:
-    assert _exec_deadline(0) == 30 + EXEC_DEADLINE_MARGIN
-    assert _exec_deadline(5) == 5 + EXEC_DEADLINE_MARGIN
+def test_exec_limit_is_the_agents_default_when_unset() -> None:
+    assert _exec_limit(0) == 30
+    assert _exec_limit(5) == 5
+
+
+def test_timeout_reason() -> None:
+    assert _timeout_reason(b"timed out after 5s", -1, 0.1, 5).startswith("timed out")
+    assert "exit code -1" in _timeout_reason(b"", -1, 5.0, 5)  # memoh: -1 once the limit passed
+    assert _timeout_reason(b"", -1, 4.9, 5) == ""  # killed by a signal before the limit
+    assert _timeout_reason(b"", 0, 9.0, 5) == ""
+    assert _timeout_reason(b"", 137, 9.0, 5) == ""
 
 
 # -- unreachable agents and closed clients --------------------------------------------------

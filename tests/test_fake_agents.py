@@ -45,15 +45,14 @@ def test_client_exec_and_files(am: Manager) -> None:
     assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 3)
 
 
-def test_restart_replaces_the_client(am: Manager) -> None:
+def test_a_client_after_a_restart_works(am: Manager) -> None:
     am.start("b")
-    first = am.client("b")
+    am.client("b")
     am.stop("b")
     with pytest.raises(errors.Unavailable, match="b"):
         am.client("b")  # a stopped bot has no IP
     am.start("b")
-    second = am.client("b")
-    assert second is not first
+    second = am.client("b")  # a new client, or the same one that follows the bot
     assert second.exec("true").exit_code == 0
 
 

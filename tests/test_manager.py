@@ -349,7 +349,7 @@ class StubPool:
     def remove(self, bot_id: str) -> None:
         self.removed.append(bot_id)
 
-    def close_all(self) -> None:
+    def close(self) -> None:
         self.closed = True
 
 

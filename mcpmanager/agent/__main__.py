@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds calls in flight get on shutdown (default: %(default)s)",
     )
+    p.add_argument(
+        "--confine-exec",
+        action="store_true",
+        help="run commands in a private mount namespace showing --root as / (bubblewrap)",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
     return p
 
@@ -70,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     try:
-        server = AgentServer(root=args.root, listen=args.listen, template=template)
+        server = AgentServer(
+            root=args.root, listen=args.listen, template=template, confine_exec=args.confine_exec
+        )
         server.start()
     except MCPManagerError as exc:
         log.error("%s", exc)

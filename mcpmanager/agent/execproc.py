@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 __all__ = ["EXIT_LINGER", "STDERR", "STDOUT", "Execution"]
 
@@ -34,16 +34,31 @@ _POLL_INTERVAL = 0.05  # only where pidfd_open is missing
 class Execution:
     """``/bin/sh -c command`` in its own process group.
 
+    ``argv`` replaces that command line (a sandbox wrapping the shell);
+    ``pass_fds`` are descriptors the process inherits (its ``cwd`` may be
+    ``/proc/self/fd/N`` of one of them).
+
     Call :meth:`start`, feed stdin with :meth:`write_stdin` /
     :meth:`close_stdin` (from one thread), iterate :meth:`output`, then read
     :attr:`exit_code` and :attr:`timed_out`. :meth:`kill` may be called from
     any thread at any time; it never signals a process group that is gone.
     """
 
-    def __init__(self, command: str, cwd: str, env: Mapping[str, str], timeout: float) -> None:
+    def __init__(
+        self,
+        command: str,
+        cwd: str,
+        env: Mapping[str, str],
+        timeout: float,
+        *,
+        argv: Sequence[str] | None = None,
+        pass_fds: Sequence[int] = (),
+    ) -> None:
         self.command = command
         self.timeout = timeout
         self._cwd = cwd
+        self._argv = list(argv) if argv is not None else ["/bin/sh", "-c", command]
+        self._pass_fds = tuple(pass_fds)
         self._env = dict(env)
         self._lock = threading.Lock()
         self._exited = False  # the leader has exited (it may not be reaped yet)
@@ -62,7 +77,7 @@ class Execution:
         """Start the command and its watchdog; OSError if it cannot be started."""
         try:
             self._proc = subprocess.Popen(
-                ["/bin/sh", "-c", self.command],
+                self._argv,
                 cwd=self._cwd,
                 env=self._env,
                 stdin=subprocess.PIPE,
@@ -71,6 +86,7 @@ class Execution:
                 bufsize=0,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=self._pass_fds,
             )
         except BaseException:
             self._close_wake()

@@ -10,10 +10,16 @@ a symlink whose ``..`` climbs above the root is refused, and each step opens
 with ``O_NOFOLLOW``, so a symlink swapped in during the walk makes the call
 fail instead of leading outside. With ROOT ``/`` this is the container's own
 view.
+
+Hard links are files like any other: reading one reads it (whatever other
+names it has), but nothing writes into a multiply-linked inode in place
+(WriteFile replaces it), and deleting or renaming one touches only its name
+in the root.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import secrets
@@ -124,7 +130,7 @@ class RootFS:
     def _walk(
         self, cpath: str, stack: list[tuple[int, str]], *, follow: bool, create_parents: bool
     ) -> Resolved:
-        stack.append((os.open(self.root, _O_PATH | _O_DIRECTORY | _O_CLOEXEC), ""))
+        stack.append((os.open(self.root, _WALK_DIR), ""))
         comps = deque(c for c in cpath.split("/") if c)
         links = 0
 
@@ -257,24 +263,40 @@ class RootFS:
                 os.close(fd)
         return entries
 
-    def workdir(self, path: str) -> str:
-        """The host path of an existing directory, for a command to run in."""
+    def open_workdir(self, path: str) -> tuple[str, int]:
+        """An existing directory for a command to run in: its resolved path and a descriptor.
+
+        The descriptor (``O_PATH``, the caller closes it) is the directory
+        itself, so a command started in ``/proc/self/fd/N`` runs there even if
+        the bot swaps a path component for a symlink meanwhile.
+        """
         cpath = clean(path)
         with self.resolve(cpath, "exec") as r:
             try:
-                st = os.stat(r.name, dir_fd=r.dir_fd, follow_symlinks=False)
+                fd = os.open(r.name, _WALK_DIR, dir_fd=r.dir_fd)
             except FileNotFoundError:
                 raise AgentError.not_found(f"exec: work dir {cpath} does not exist") from None
+            except NotADirectoryError:
+                raise AgentError.invalid(f"exec: work dir {cpath} is not a directory") from None
             except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a symlink now, not a directory
+                    raise AgentError.invalid(f"exec: work dir {cpath} is not a directory") from None
                 raise from_os_error(exc, "exec", cpath) from exc
-            if not stat.S_ISDIR(st.st_mode):
-                raise AgentError.invalid(f"exec: work dir {cpath} is not a directory")
-            return self.host_path(r.path)
+            return r.path, fd
+
+    def open_root(self) -> int:
+        """A readable descriptor of the root directory itself (the caller closes it)."""
+        return os.open(self.root, _READ_DIR)
 
     # -- writing ---------------------------------------------------------------
 
     def write_file(self, path: str, content: bytes, mode: int = 0o600) -> None:
-        """Create (``mode``) or truncate a regular file and write ``content``; parents made."""
+        """Create (``mode``) or truncate a regular file and write ``content``; parents made.
+
+        A file with more than one hard link is replaced instead (as by
+        :class:`AtomicWriter`), so the same inode seen under another name, which
+        may be outside the root, is never written.
+        """
         cpath = clean(path)
         with self.resolve(cpath, "write", create_parents=True) as r:
             if r.name == ".":
@@ -289,15 +311,25 @@ class RootFS:
             except OSError as exc:
                 raise from_os_error(exc, "write", cpath) from exc
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise AgentError.invalid(f"write {cpath}: not a regular file")
-            os.set_blocking(fd, True)
-            os.ftruncate(fd, 0)
-            _write_all(fd, content)
+            if st.st_nlink <= 1:
+                os.set_blocking(fd, True)
+                os.ftruncate(fd, 0)
+                _write_all(fd, content)
+                return
         except OSError as exc:
             raise from_os_error(exc, "write", cpath) from exc
         finally:
             os.close(fd)
+        # A hard link: its other names (perhaps outside the root) keep their content.
+        writer = self.atomic_writer(cpath)
+        try:
+            writer.write(content)
+            writer.commit()
+        finally:
+            writer.abort()
 
     def create_new(self, path: str, src: BinaryIO, mode: int = 0o644) -> bool:
         """Copy ``src`` into a file that must not exist yet; False (and nothing done) if it does."""

@@ -16,6 +16,7 @@ from ..client import mcpcontainer_pb2_grpc as pb_grpc
 from ..client.protocol import DEFAULT_WORKDIR
 from .failures import AgentError
 from .rootfs import RootFS
+from .sandbox import Sandbox
 from .service import ContainerServicer
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_TEMPLATE", "AgentServer"]
@@ -48,9 +49,12 @@ class AgentServer:
     created and, when ``template`` names a directory, seeded with the files in
     it that ``/data`` lacks.
 
-    Commands run as host processes (``/bin/sh -c``) in ``ROOT/data`` or the
-    requested work directory; only their working directory is mapped into the
-    root: the agent does not chroot them.
+    Commands run as ``/bin/sh -c`` in ``/data`` or the requested work
+    directory. With ``confine_exec`` they run in a private mount namespace
+    that shows ``ROOT`` as ``/`` (see :mod:`mcpmanager.agent.sandbox`; where
+    that cannot be made, the agent warns once and runs them unconfined).
+    Without it they are host processes, started in the work directory's host
+    directory: only their working directory is mapped into the root.
 
     ::
 
@@ -65,8 +69,10 @@ class AgentServer:
         template: str | os.PathLike[str] | None = None,
         *,
         max_workers: int = 64,
+        confine_exec: bool = False,
     ) -> None:
         self._root = os.fspath(root)
+        self._confine_exec = confine_exec
         self._listen = listen
         self._template = os.fspath(template) if template is not None else None
         self._max_workers = max_workers
@@ -118,7 +124,8 @@ class AgentServer:
                 raise errors.InvalidArgument(f"agent root {self._root!r}: {exc.message}") from exc
             if self._template:
                 seed_from_template(fs, self._template)
-            servicer = ContainerServicer(fs)
+            sandbox = Sandbox.create(fs) if self._confine_exec else None
+            servicer = ContainerServicer(fs, sandbox)
             server = grpc.server(
                 ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="agent"),
                 options=list(_SERVER_OPTIONS),

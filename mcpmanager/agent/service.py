@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,11 +19,14 @@ from ..client.protocol import (
     DEFAULT_WORKDIR,
     EXIT_TIMED_OUT,
     RAW_CHUNK_SIZE,
+    WRITE_RAW_END_KEY,
+    WRITE_RAW_END_VALUE,
 )
 from .execproc import STDOUT, Execution
 from .failures import AgentError, from_os_error
 from .fileinfo import go_mode, rfc3339
-from .rootfs import RootFS
+from .rootfs import AtomicWriter, RootFS
+from .sandbox import SANDBOX_PATH, Sandbox
 from .textpage import read_page
 
 __all__ = ["ContainerServicer"]
@@ -36,8 +39,9 @@ _Servicer: Any = pb_grpc.ContainerServiceServicer
 class ContainerServicer(_Servicer):  # type: ignore[misc]
     """Serves one container's file tree (a :class:`RootFS`) and runs its commands."""
 
-    def __init__(self, fs: RootFS) -> None:
+    def __init__(self, fs: RootFS, sandbox: Sandbox | None = None) -> None:
         self._fs = fs
+        self._sandbox = sandbox
         self._lock = threading.Lock()
         self._running: set[Execution] = set()
 
@@ -112,19 +116,25 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
     def WriteRaw(
         self, request_iterator: Iterator[pb.WriteRawChunk], context: grpc.ServicerContext
     ) -> Any:
-        """Receive a file (the first chunk names it) and put it in place whole."""
+        """Receive a file (the first chunk names it) and put it in place whole.
+
+        The file is replaced only on a clean end of the stream: after the end
+        marker when the client promised one (see
+        :data:`~mcpmanager.client.protocol.WRITE_RAW_END_KEY`), else when the
+        stream ended while the call is still active. A cancelled, broken or
+        failed upload leaves the old file and removes the partial one.
+        """
         with _failures(context, "write_raw"):
-            writer = None
+            writer: AtomicWriter | None = None
             try:
-                for chunk in request_iterator:
-                    if writer is None:
-                        if not chunk.path:
-                            raise AgentError.invalid("first chunk must include path")
-                        writer = self._fs.atomic_writer(chunk.path)
-                    if chunk.data:
-                        writer.write(chunk.data)
+                writer = _receive_upload(self._fs, request_iterator, _promises_end(context))
                 if writer is None:
                     return pb.WriteRawResponse(bytes_written=0)
+                if not context.is_active():
+                    raise AgentError(
+                        grpc.StatusCode.CANCELLED,
+                        f"write_raw {writer.path}: the call was cancelled; the old file is kept",
+                    )
                 writer.commit()
                 return pb.WriteRawResponse(bytes_written=writer.written)
             finally:
@@ -132,6 +142,32 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                     writer.abort()  # no-op once committed
 
     # -- commands --------------------------------------------------------------
+
+    def _start(self, first: pb.ExecInput, timeout: int) -> tuple[str, Execution]:
+        """Start the command of ``first`` (in the sandbox, if any); its work dir and run."""
+        cwd, dir_fd = self._fs.open_workdir(first.work_dir or DEFAULT_WORKDIR)
+        try:
+            if self._sandbox is not None:
+                env = _environment(first.env, _sandbox_env())
+                with self._sandbox.wrap(first.command, cwd) as wrapped:
+                    run = Execution(
+                        first.command,
+                        "/",
+                        env,
+                        timeout,
+                        argv=wrapped.argv,
+                        pass_fds=wrapped.pass_fds,
+                    )
+                    _launch(run)
+            else:
+                # The directory's descriptor, not its host path: nothing can be swapped in.
+                run = Execution(
+                    first.command, f"/proc/self/fd/{dir_fd}", _environment(first.env), timeout
+                )
+                _launch(run)
+        finally:
+            os.close(dir_fd)
+        return cwd, run
 
     def Exec(self, request_iterator: Iterator[pb.ExecInput], context: grpc.ServicerContext) -> Any:
         """Run a command, feeding stdin and streaming its output, then EXIT."""
@@ -141,14 +177,8 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                 raise AgentError.invalid("failed to receive exec config")
             if not first.command:
                 raise AgentError.invalid("command is required")
-            cwd = self._fs.workdir(first.work_dir or DEFAULT_WORKDIR)
-            env = _environment(first.env)
             timeout = first.timeout_seconds if first.timeout_seconds > 0 else DEFAULT_EXEC_TIMEOUT
-            run = Execution(first.command, cwd, env, timeout)
-            try:
-                run.start()
-            except OSError as exc:
-                raise AgentError(grpc.StatusCode.INTERNAL, f"exec: cannot start: {exc}") from exc
+            cwd, run = self._start(first, timeout)
             with self._lock:
                 self._running.add(run)
             try:
@@ -179,6 +209,57 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                     self._running.discard(run)
 
 
+def _promises_end(context: grpc.ServicerContext) -> bool:
+    """Whether the WriteRaw client promised an end marker (our clients do)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == WRITE_RAW_END_KEY and value == WRITE_RAW_END_VALUE:
+            return True
+    return False
+
+
+def _receive_upload(
+    fs: RootFS, chunks: Iterator[pb.WriteRawChunk], marked: bool
+) -> AtomicWriter | None:
+    """Write an upload's chunks beside their target; the writer, ready to commit.
+
+    None for a stream without chunks. With ``marked``, the stream must end
+    with the end marker (a later chunk with neither path nor data), else the
+    upload was abandoned: ABORTED, and the partial file is dropped.
+    """
+    writer: AtomicWriter | None = None
+    ended = False
+    try:
+        for chunk in chunks:
+            if writer is None:
+                if not chunk.path:
+                    raise AgentError.invalid("first chunk must include path")
+                writer = fs.atomic_writer(chunk.path)
+                if chunk.data:
+                    writer.write(chunk.data)
+                continue
+            if ended:
+                if chunk.data:
+                    raise AgentError.invalid(f"write_raw {writer.path}: data after the end marker")
+                continue
+            if marked and not chunk.path and not chunk.data:
+                ended = True
+                continue
+            if chunk.data:
+                writer.write(chunk.data)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None and marked and not ended:
+        writer.abort()
+        raise AgentError(
+            grpc.StatusCode.ABORTED,
+            f"write_raw {writer.path}: the upload ended before its end marker "
+            "(abandoned by the client); the old file is kept",
+        )
+    return writer
+
+
 def _feed_stdin(run: Execution, first: bytes, requests: Iterator[pb.ExecInput]) -> None:
     """Copy the caller's stdin messages to the command; close its stdin at their end."""
     writable = True
@@ -194,14 +275,26 @@ def _feed_stdin(run: Execution, first: bytes, requests: Iterator[pb.ExecInput]) 
         run.close_stdin()
 
 
+def _launch(run: Execution) -> None:
+    try:
+        run.start()
+    except OSError as exc:
+        raise AgentError(grpc.StatusCode.INTERNAL, f"exec: cannot start: {exc}") from exc
+
+
+def _sandbox_env() -> dict[str, str]:
+    """The environment a sandboxed command starts from: not the host's."""
+    return {"PATH": SANDBOX_PATH, "HOME": DEFAULT_WORKDIR, "LANG": "C.UTF-8"}
+
+
 def _required(path: str) -> str:
     if not path:
         raise AgentError.invalid("path is required")
     return path
 
 
-def _environment(entries: Sequence[str]) -> dict[str, str]:
-    env = dict(os.environ)
+def _environment(entries: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
     for entry in entries:
         key, sep, value = entry.partition("=")
         if not sep or not key or "\0" in entry:

@@ -16,7 +16,13 @@ from .. import errors
 from . import mcpcontainer_pb2 as pb
 from . import mcpcontainer_pb2_grpc as _pb_grpc
 from .errors import ExecTimedOut, describe, map_rpc_error
-from .protocol import DEFAULT_EXEC_TIMEOUT, EXIT_TIMED_OUT, UPLOAD_CHUNK_SIZE
+from .protocol import (
+    DEFAULT_EXEC_TIMEOUT,
+    EXIT_TIMED_OUT,
+    UPLOAD_CHUNK_SIZE,
+    WRITE_RAW_END_KEY,
+    WRITE_RAW_END_VALUE,
+)
 from .results import ExecChunk, ExecResult, FileEntry, ReadFileResult, parse_mod_time
 
 __all__ = [
@@ -43,6 +49,7 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
 )
 
 _INT32_MAX = 2**31 - 1
+_WRITE_RAW_METADATA = ((WRITE_RAW_END_KEY, WRITE_RAW_END_VALUE),)
 _STUB_FACTORY: Any = _pb_grpc.ContainerServiceStub
 
 
@@ -125,11 +132,15 @@ class Client:
         *,
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> ReadFileResult:
-        """A page of a text file: up to ``n_lines`` lines from ``line_offset`` (1-based).
+        """A numbered page of a text file, as memoh's file tools show it to a model.
 
-        The agent caps a page at 200 lines and 5120 bytes and cuts lines longer
-        than 1000 characters (adding ``...``); 0 means "from the start" and
-        "as many as allowed".
+        Up to ``n_lines`` lines from ``line_offset`` (1-based), each formatted
+        ``"%6d\t%s\n"`` (``"     1\thello\n"``); the agent caps a page at 200
+        lines and 5120 bytes and cuts lines longer than 1000 characters (adding
+        ``...``); 0 means "from the start" and "as many as allowed". A file
+        with a NUL byte in its first 8 KiB comes back as ``binary`` with no
+        content. For a file's contents use :meth:`read_bytes` or
+        :meth:`read_text`.
         """
         req = pb.ReadFileRequest(
             path=path,
@@ -212,6 +223,28 @@ class Client:
                 return iter(())
         return self._raw_chunks(call, first.data, path, timeout)
 
+    def read_bytes(self, path: str, *, timeout: float | None = None) -> bytes:
+        """The whole content of a file, byte for byte (over ReadRaw).
+
+        For big files prefer :meth:`read_raw`, which streams. ``timeout``
+        bounds the whole transfer.
+        """
+        return b"".join(self.read_raw(path, timeout=timeout))
+
+    def read_text(
+        self,
+        path: str,
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        *,
+        timeout: float | None = None,
+    ) -> str:
+        """The whole content of a file, decoded (``errors`` as for :meth:`bytes.decode`).
+
+        Unlike :meth:`read_file`, no line numbers, no page limits.
+        """
+        return self.read_bytes(path, timeout=timeout).decode(encoding, errors)
+
     def _raw_chunks(
         self, call: Any, first: bytes, path: str, timeout: float | None
     ) -> Generator[bytes, None, None]:
@@ -238,8 +271,9 @@ class Client:
     ) -> int:
         """Write ``data`` (bytes, or a binary file object read to its end) to ``path``.
 
-        Streams 64 KiB chunks; the agent replaces the file only once all of it
-        arrived, so a failed transfer leaves the old file as it was. Returns
+        Streams 1 MiB chunks, then an end marker; the agent replaces the file
+        only once that marker arrived, so a failed or abandoned transfer leaves
+        the old file as it was. Returns
         the number of bytes written. An error reading ``data`` is raised as is.
         """
         if not path:
@@ -263,12 +297,15 @@ class Client:
                     first = False
                 if first:
                     yield pb.WriteRawChunk(path=path)
+                yield pb.WriteRawChunk()  # the end marker: the agent may now commit
             except Exception as exc:  # the caller's stream failed: abandon the upload
                 source_errors.append(exc)
                 holder[0].cancel()
 
         with self._errors("write_raw", path, timeout):
-            future = self._stub.WriteRaw.future(requests(), timeout=timeout)
+            future = self._stub.WriteRaw.future(
+                requests(), timeout=timeout, metadata=_WRITE_RAW_METADATA
+            )
             holder.append(future)
             ready.set()
             try:
@@ -302,20 +339,26 @@ class Client:
         ``workdir`` defaults to ``/data``; ``timeout`` (seconds, rounded up; 0:
         the agent's default of 30) bounds the command, which is then killed
         with its process group and :class:`~mcpmanager.client.ExecTimedOut` (a
-        DeadlineExceeded) raised with what it wrote. ``stdin`` is fed to the
-        command and closed; ``env`` (``KEY=VALUE`` strings or a mapping) is
-        added to the agent's environment. A non-zero exit is not an error: the
-        exit code comes with the output in the result.
+        DeadlineExceeded) raised with what it wrote; an agent that reports a
+        timeout only as exit code -1 (memoh's) gets the same once the limit has
+        passed. ``stdin`` is sent after the command (memoh's agent reads it
+        only from there), fed to the command and closed; ``env`` (``KEY=VALUE``
+        strings or a mapping) is added to the agent's environment. A non-zero
+        exit is not an error: the exit code comes with the output in the
+        result.
         """
-        first = _exec_input(command, workdir, timeout, stdin, env)
-        deadline = _exec_deadline(first.timeout_seconds)
+        first, stdin_data = _exec_input(command, workdir, timeout, stdin, env)
+        limit = _exec_limit(first.timeout_seconds)
+        deadline = limit + EXEC_DEADLINE_MARGIN
         out: list[bytes] = []
         err: list[bytes] = []
         exit_code: int | None = None
         note = b""
+        started = time.monotonic()
         try:
             with self._errors("exec", command, deadline):
-                for msg in self._stub.Exec(iter([first]), timeout=deadline):
+                requests = iter([first, *_stdin_messages(stdin_data)])
+                for msg in self._stub.Exec(requests, timeout=deadline):
                     if msg.stream == pb.ExecOutput.STDOUT:
                         out.append(msg.data)
                     elif msg.stream == pb.ExecOutput.STDERR:
@@ -330,10 +373,9 @@ class Client:
                 describe(self._subject(), "exec", command, "the agent sent no exit status")
             )
         result = ExecResult(_text(out), _text(err), exit_code)
-        if note.startswith(EXIT_TIMED_OUT):
-            raise ExecTimedOut(
-                describe(self._subject(), "exec", command, note.decode(errors="replace")), result
-            )
+        reason = _timeout_reason(note, exit_code, time.monotonic() - started, limit)
+        if reason:
+            raise ExecTimedOut(describe(self._subject(), "exec", command, reason), result)
         return result
 
     def exec_stream(
@@ -349,8 +391,8 @@ class Client:
         Arguments as for :meth:`exec`, except that stdin stays open until
         :meth:`ExecStream.close_stdin`.
         """
-        first = _exec_input(command, workdir, timeout, stdin, env)
-        return ExecStream(self, first, _exec_deadline(first.timeout_seconds))
+        first, stdin_data = _exec_input(command, workdir, timeout, stdin, env)
+        return ExecStream(self, first, stdin_data, _exec_limit(first.timeout_seconds))
 
     # -- internals -------------------------------------------------------------
 
@@ -370,7 +412,8 @@ class Client:
             ) from exc
         except ValueError as exc:
             # grpc raises ValueError for a call on a closed channel.
-            if self._closed or "closed channel" in str(exc):
+            message = str(exc).lower()
+            if self._closed or "closed channel" in message or "channel closed" in message:
                 raise errors.Unavailable(
                     describe(self._subject(), op, what, "the client is closed")
                 ) from exc
@@ -414,18 +457,24 @@ class ExecStream:
 
     _CLOSE = object()
 
-    def __init__(self, client: Client, first: pb.ExecInput, deadline: float) -> None:
+    def __init__(
+        self, client: Client, first: pb.ExecInput, stdin_data: bytes, limit: float
+    ) -> None:
         self._client = client
         self._command = first.command
-        self._deadline = deadline
+        self._limit = limit
+        self._deadline = limit + EXEC_DEADLINE_MARGIN
         self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._requests.put(first)
+        for msg in _stdin_messages(stdin_data):
+            self._requests.put(msg)
         self._stdin_closed = False
         self._exit_code: int | None = None
         self._timed_out = False
         self._finished = False
-        with client._errors("exec", self._command, deadline):
-            self._call: Any = client._stub.Exec(self._request_iter(), timeout=deadline)
+        self._started = time.monotonic()
+        with client._errors("exec", self._command, self._deadline):
+            self._call: Any = client._stub.Exec(self._request_iter(), timeout=self._deadline)
         self._call.add_done_callback(lambda _call: self._requests.put(self._CLOSE))
 
     def _request_iter(self) -> Iterator[pb.ExecInput]:
@@ -484,15 +533,12 @@ class ExecStream:
                     self._client._subject(), "exec", self._command, "the agent sent no exit status"
                 )
             )
-        if note.startswith(EXIT_TIMED_OUT):
+        elapsed = time.monotonic() - self._started
+        reason = _timeout_reason(note, self._exit_code, elapsed, self._limit)
+        if reason:
             self._timed_out = True
             raise ExecTimedOut(
-                describe(
-                    self._client._subject(),
-                    "exec",
-                    self._command,
-                    note.decode(errors="replace"),
-                ),
+                describe(self._client._subject(), "exec", self._command, reason),
                 ExecResult("", "", self._exit_code),
             )
 
@@ -546,7 +592,8 @@ def _exec_input(
     timeout: float,
     stdin: bytes | str,
     env: Iterable[str] | Mapping[str, str],
-) -> pb.ExecInput:
+) -> tuple[pb.ExecInput, bytes]:
+    """The first Exec message (the command, without stdin) and the stdin to send after it."""
     if not command:
         raise errors.InvalidArgument("exec: command is required")
     if isinstance(env, str):
@@ -561,17 +608,32 @@ def _exec_input(
     if seconds > _INT32_MAX:
         raise errors.InvalidArgument(f"exec: timeout {timeout} is too large")
     data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
-    return pb.ExecInput(
-        command=command,
-        work_dir=workdir,
-        env=entries,
-        timeout_seconds=seconds,
-        stdin_data=data,
-    )
+    first = pb.ExecInput(command=command, work_dir=workdir, env=entries, timeout_seconds=seconds)
+    return first, data
 
 
-def _exec_deadline(timeout_seconds: int) -> float:
-    return float(timeout_seconds or DEFAULT_EXEC_TIMEOUT) + EXEC_DEADLINE_MARGIN
+def _stdin_messages(data: bytes) -> Iterator[pb.ExecInput]:
+    """``data`` as Exec messages after the first: memoh's agent reads stdin only from those."""
+    for piece in _pieces(data):
+        yield pb.ExecInput(stdin_data=piece)
+
+
+def _exec_limit(timeout_seconds: int) -> float:
+    """Seconds the agent lets the command run."""
+    return float(timeout_seconds or DEFAULT_EXEC_TIMEOUT)
+
+
+def _timeout_reason(note: bytes, exit_code: int, elapsed: float, limit: float) -> str:
+    """Why an exec that ended counts as timed out; "" when it does not.
+
+    Our agent says so in the EXIT message. memoh's only reports exit code -1,
+    so a -1 that came once the command's limit had passed counts too.
+    """
+    if note.startswith(EXIT_TIMED_OUT):
+        return note.decode(errors="replace")
+    if exit_code == -1 and not note and elapsed >= limit:
+        return f"timed out after {limit:g}s (the agent reported exit code -1)"
+    return ""
 
 
 def _pieces(data: bytes | bytearray | memoryview | IO[bytes]) -> Iterator[bytes]:

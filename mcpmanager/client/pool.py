@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import attrs
@@ -11,6 +12,7 @@ import grpc
 
 from .. import errors
 from .client import Client
+from .handle import BotClient
 from .protocol import DEFAULT_PORT
 
 __all__ = ["CONNECTING_TIMEOUT", "Pool"]
@@ -52,15 +54,46 @@ class Pool:
         self._lock = threading.Lock()
         self._clients: dict[str, Client] = {}
         self._dials: dict[str, _Dial] = {}
+        self._handles: weakref.WeakValueDictionary[str, BotClient] = weakref.WeakValueDictionary()
+        self._closed = False
 
     @property
     def port(self) -> int:
         """The agents' port."""
         return self._port
 
-    def get(self, bot_id: str) -> Client:
-        """The bot's client, made (or remade) when needed."""
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def handle(self, bot_id: str) -> Client:
+        """A client of the bot that stays valid while the pool is open (a :class:`BotClient`).
+
+        Checks now that the bot can be dialled (Unavailable naming the bot if
+        it has no IP); every call on it then uses the bot's current client.
+        The same object is returned for a bot while anyone holds it.
+        """
+        self.get(bot_id)
         with self._lock:
+            handle = self._handles.get(bot_id)
+            if handle is None:
+                handle = BotClient(self, bot_id)
+                self._handles[bot_id] = handle
+            return handle
+
+    def connection(self, bot_id: str) -> Client:
+        """The bot's current client, for one call of a :class:`BotClient`."""
+        return self.get(bot_id)
+
+    def get(self, bot_id: str) -> Client:
+        """The bot's client, made (or remade) when needed.
+
+        Raises FailedPrecondition after :meth:`close`, Unavailable when the
+        bot has no IP.
+        """
+        with self._lock:
+            self._check_open(bot_id)
             client = self._clients.get(bot_id)
             if client is not None and not _stale(client):
                 return client
@@ -89,6 +122,8 @@ class Pool:
             stale.close()
         for _ in range(_MAX_REDIALS):
             dial.invalidated = False
+            with self._lock:
+                self._check_open(bot_id)
             ip = self._ip_func(bot_id)
             if not ip:
                 raise errors.Unavailable(
@@ -96,7 +131,7 @@ class Pool:
                 )
             client = Client(_target(ip, self._port), bot_id=bot_id)
             with self._lock:
-                if not dial.invalidated:
+                if not dial.invalidated and not self._closed:
                     self._clients[bot_id] = client
                     return client
             client.close()  # removed while we looked the address up: look again
@@ -121,6 +156,22 @@ class Pool:
                 dial.invalidated = True
         for client in clients:
             client.close()
+
+    def close(self) -> None:
+        """Close every client for good: later calls (handles included) fail.
+
+        They raise FailedPrecondition "the Manager is closed", as this is what
+        closing a Manager does to its pool. Idempotent.
+        """
+        with self._lock:
+            self._closed = True
+        self.close_all()
+
+    def _check_open(self, bot_id: str) -> None:
+        if self._closed:
+            raise errors.FailedPrecondition(
+                f"bot {bot_id!r}: the Manager is closed (its client pool is shut down)"
+            )
 
     def __len__(self) -> int:
         with self._lock:

@@ -9,6 +9,8 @@ __all__ = [
     "EXIT_TIMED_OUT",
     "RAW_CHUNK_SIZE",
     "UPLOAD_CHUNK_SIZE",
+    "WRITE_RAW_END_KEY",
+    "WRITE_RAW_END_VALUE",
 ]
 
 #: The port the agent listens on inside every container.
@@ -32,3 +34,14 @@ UPLOAD_CHUNK_SIZE = 1024 * 1024
 #: long starts with this. (memoh's own agent sends an EXIT without data, and
 #: exit code -1, in that case.)
 EXIT_TIMED_OUT = b"timed out"
+
+#: Metadata a WriteRaw client sends to promise an end marker: after its data,
+#: one chunk with neither path nor data. An agent that sees the promise
+#: replaces the file only once that marker arrived and the stream then ended,
+#: so a cancelled upload (which gRPC may present to the server as a plain end
+#: of stream) never replaces the old file. memoh's agent ignores the metadata,
+#: and the empty chunk writes nothing there.
+WRITE_RAW_END_KEY = "mcpmanager-write-raw-end"
+
+#: The value of :data:`WRITE_RAW_END_KEY` (the kind of marker promised).
+WRITE_RAW_END_VALUE = "empty-chunk"
