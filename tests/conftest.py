@@ -14,5 +14,6 @@ pytest_plugins = [
     "tests.harness.postgres",
     "tests.harness.netns",
     "tests.harness.agent",
+    "tests.harness.docker",
     "tests.fakes",
 ]

@@ -1,0 +1,51 @@
+"""End to end on Docker: a bot on a private dockerd, reached over its bridge, in its own netns.
+
+This test makes a network namespace and runs the scenario in
+``tests/docker_e2e`` as a child pytest inside it: the child starts its own
+dockerd there, so the bridge network, the containers' addresses, the
+Manager and the gRPC client all live in the namespace. Afterwards it checks
+nothing runs there any more and deletes the namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+from tests.harness.common import require_binaries, require_root
+from tests.harness.docker import DOCKER_BINARIES, NETNS_ENV
+from tests.harness.e2e import HostNetns
+from tests.test_e2e import run_child
+
+pytestmark = pytest.mark.integration
+
+
+def test_bot_end_to_end_on_docker_in_its_own_namespace() -> None:
+    require_root()
+    require_binaries("/bin/busybox", *DOCKER_BINARIES)
+    root = tempfile.mkdtemp(prefix="mcpm-dk-e2e-")
+    try:
+        with HostNetns("dke2e") as host:
+            env = {**os.environ, NETNS_ENV: host.name}
+            argv = host.exec_argv(
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-x",
+                "-p",
+                "no:cacheprovider",
+                f"--basetemp={os.path.join(root, 'pytest')}",
+                "tests/docker_e2e",
+            )
+            returncode, output = run_child(argv, env)
+            assert returncode == 0, f"end-to-end run failed:\n{output}"
+            assert " passed" in output, output
+            assert "skipped" not in output, output
+            assert host.pids() == [], "processes left running in the namespace"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
