@@ -72,8 +72,7 @@ def new_container(
 
 def exec_in(daemon: ContainerdDaemon, ns: str, cid: str, script: str) -> str:
     """Run ``sh -c script`` in the running container with ctr; return its stdout."""
-    exec_id = f"e{uuid.uuid4().hex[:8]}"
-    return daemon.ctr(ns, "tasks", "exec", "--exec-id", exec_id, cid, "/bin/sh", "-c", script)
+    return daemon.exec(ns, cid, script)
 
 
 def task_status(service: ContainerdService, cid: str) -> TaskStatus:

@@ -54,8 +54,8 @@ def scratch(containerd_service: ContainerdService) -> Iterator[list[str]]:
 
 
 def _exec(daemon: ContainerdDaemon, ns: str, cid: str, script: str) -> str:
-    exec_id = f"e{uuid.uuid4().hex[:8]}"
-    return daemon.ctr(ns, "tasks", "exec", "--exec-id", exec_id, cid, "/bin/sh", "-c", script)
+    """Run ``sh -c script`` in the running container with ctr; return its stdout."""
+    return daemon.exec(ns, cid, script)
 
 
 def test_commit_prepare_and_container_from_snapshot(

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import tarfile
 import tempfile
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import attrs
@@ -359,6 +360,31 @@ class ContainerdDaemon:
         if check and result.returncode != 0:
             raise AssertionError(f"ctr {' '.join(args)} failed: {result.stderr}")
         return result.stdout
+
+    def exec(self, namespace: str, container_id: str, script: str) -> str:
+        """``sh -c script`` in a running task via ``ctr tasks exec``; its stdout.
+
+        Under heavy load ``ctr`` sometimes exits 0 before it has copied the
+        process's output from its FIFO (an empty result); the scripts run here
+        only read, so an empty answer is asked for again, three times at most.
+        """
+        out = ""
+        for _ in range(3):
+            exec_id = f"e{uuid.uuid4().hex[:8]}"
+            out = self.ctr(
+                namespace,
+                "tasks",
+                "exec",
+                "--exec-id",
+                exec_id,
+                container_id,
+                "/bin/sh",
+                "-c",
+                script,
+            )
+            if out:
+                break
+        return out
 
     def teardown(self) -> None:
         """Kill every task and shim of this daemon, stop it, unmount and remove its dir."""
