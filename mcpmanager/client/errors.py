@@ -1,7 +1,8 @@
 """Errors of the in-container protocol, and the mapping of gRPC failures onto them.
 
 The agent reports failures as gRPC status codes; :func:`map_rpc_error` turns
-each into the matching :mod:`mcpmanager.errors` class with a message that
+each into the matching :mod:`mcpmanager.errors` class (``PermissionDenied``
+and ``ExecTimedOut`` are defined there and re-exported here) with a message that
 names the bot (or the agent's address), the operation and its path.
 """
 
@@ -10,31 +11,9 @@ from __future__ import annotations
 import grpc
 
 from .. import errors
-from .results import ExecResult
+from ..errors import ExecTimedOut, PermissionDenied
 
 __all__ = ["ExecTimedOut", "PermissionDenied", "map_rpc_error"]
-
-
-class PermissionDenied(errors.FailedPrecondition, PermissionError):
-    """The agent refused access: file permissions, or a path outside the container.
-
-    A :class:`~mcpmanager.errors.FailedPrecondition` because the request is
-    well formed and the refusal comes from the state of the container's files
-    (permissions, ownership, where a symlink points), which can change; also a
-    built-in :class:`PermissionError`, so ``except PermissionError`` catches it.
-    """
-
-
-class ExecTimedOut(errors.DeadlineExceeded):
-    """A command ran past its time limit and was killed with its process group.
-
-    ``result`` carries what it wrote before that (for ``exec``; empty for
-    ``exec_stream``, whose output was already handed out) and its exit code.
-    """
-
-    def __init__(self, message: str, result: ExecResult) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 _BY_CODE: dict[grpc.StatusCode, type[errors.MCPManagerError]] = {

@@ -33,10 +33,13 @@ import attrs
 
 from mcpmanager.errors import (
     DeadlineExceeded,
+    DigestMismatch,
     FailedPrecondition,
+    InvalidContent,
     MCPManagerError,
     NotFound,
     NotSupported,
+    RegistryAuthError,
     Unavailable,
 )
 
@@ -90,26 +93,6 @@ _MAX_MANIFEST = 8 << 20
 _CHUNK = 1 << 20
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
-
-
-class InvalidContent(MCPManagerError):
-    """A registry sent content that is malformed, oversized or not what was asked for.
-
-    Not an ``InvalidArgument``: the caller's input was fine, the remote side
-    (or something between) is at fault, and retrying may or may not help.
-    """
-
-
-class DigestMismatch(InvalidContent):
-    """Received bytes do not hash to the digest (or size) they were fetched by."""
-
-
-class RegistryAuthError(FailedPrecondition):
-    """The registry refused our credentials (HTTP 401/403).
-
-    A ``FailedPrecondition``: the request is valid but needs credentials (in
-    ``~/.docker/config.json``) that are missing or wrong; retrying will not help.
-    """
 
 
 # --------------------------------------------------------------- descriptors
