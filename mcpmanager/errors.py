@@ -32,7 +32,7 @@ as well, so ``except ValueError`` or ``except TimeoutError`` work too::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from .client.results import ExecResult
@@ -61,8 +61,39 @@ __all__ = [
 ]
 
 
+_E = TypeVar("_E", bound="MCPManagerError")
+
+
 class MCPManagerError(Exception):
-    """Base class of every error raised by mcpmanager."""
+    """Base class of every error raised by mcpmanager.
+
+    :meth:`with_context` prefixes the message with what was being done, on
+    the exception itself, so its class and attributes (a CNI error's code and
+    plugin, an exec's partial result) survive the trip up the stack.
+    """
+
+    _context: tuple[str, ...] = ()
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """The prefixes added by :meth:`with_context`, outermost first."""
+        return self._context
+
+    def with_context(self: _E, prefix: str) -> _E:
+        """Prefix ``prefix`` to the message of this very exception and return it.
+
+        ``str(exc)`` becomes ``"<prefix>: <message>"``; ``args`` and every
+        attribute stay as they were. Re-raise the result as it is (``raise
+        exc.with_context(...)``): chaining it ``from`` itself adds nothing.
+        An empty prefix changes nothing.
+        """
+        if prefix:
+            self._context = (prefix, *self._context)
+        return self
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return ": ".join((*self._context, message)) if self._context else message
 
 
 class NotFound(MCPManagerError):
