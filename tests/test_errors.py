@@ -6,12 +6,15 @@ import importlib
 import pickle
 import pkgutil
 
+import grpc
 import pytest
 
 import mcpmanager
 from mcpmanager import errors
+from mcpmanager.client.errors import map_rpc_error
 from mcpmanager.client.results import ExecResult
 from mcpmanager.containerd import cni_errors
+from mcpmanager.containerd._errors import from_rpc_error
 
 
 def _all_subclasses(cls: type) -> set[type]:
@@ -97,3 +100,29 @@ def test_raised_with_context_keeps_identity() -> None:
         _fail_with_context(original)
     assert info.value is original
     assert str(info.value) == "bot 'b5': setup network: no task"
+
+
+class _Failed(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+@pytest.mark.parametrize("code", list(grpc.StatusCode))
+def test_containerd_and_agent_map_a_status_to_the_same_class(code: grpc.StatusCode) -> None:
+    failed = _Failed(code, "context deadline exceeded" if code.name == "UNKNOWN" else "x")
+    from_daemon = from_rpc_error(failed, "get container c1")
+    from_agent = map_rpc_error(failed, subject="bot 'b1'", op="stat")
+    assert type(from_daemon) is type(from_agent)
+    if code is not grpc.StatusCode.OK:
+        assert type(from_daemon) is not errors.MCPManagerError or code.name in (
+            "INTERNAL",
+            "RESOURCE_EXHAUSTED",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        )
