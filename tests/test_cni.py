@@ -1,4 +1,4 @@
-"""Tests of our CNI runner (mcpmanager.containerd.cni).
+"""Tests of our CNI runner (mcpmanager.cni).
 
 Three groups: config loading and result parsing (pure), the runner against
 fake plugins written by the test (no root: they log what they were given and
@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mcpmanager import errors
-from mcpmanager.containerd import cni
-from mcpmanager.containerd.cni_config import find_plugin
+from mcpmanager import cni, errors
+from mcpmanager.cni.config import find_plugin
 
 if TYPE_CHECKING:
     from tests.harness.netns import Netns, NetnsFactory

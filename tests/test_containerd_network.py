@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from mcpmanager import Manager, ManagerConfig, errors
+from mcpmanager.cni import task as cnet
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.containerd import network as cnet
 from mcpmanager.types import (
     CreateContainerRequest,
     DeleteContainerOptions,

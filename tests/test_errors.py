@@ -13,7 +13,7 @@ import mcpmanager
 from mcpmanager import errors
 from mcpmanager.client.errors import map_rpc_error
 from mcpmanager.client.results import ExecResult
-from mcpmanager.containerd import cni_errors
+from mcpmanager.cni import errors as cni_errors
 from mcpmanager.containerd._errors import from_rpc_error
 
 

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from .. import errors
 from .._log import get_logger
+from ..cni import task as network
 from ..types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -25,7 +26,7 @@ from ..types import (
     TaskInfo,
     TaskStatus,
 )
-from . import containers, images, network, snapshots, tasks
+from . import containers, images, snapshots, tasks
 from ._conn import Connection
 from .api import snapshots_pb2
 from .importer import import_archive

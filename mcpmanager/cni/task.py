@@ -18,13 +18,13 @@ import time
 
 from .. import errors
 from .._log import get_logger
-from . import cni
-from .cni_cache import ResultCache
-from .cni_config import load_network_config, split_bin_dirs
+from . import network as cni
+from .cache import ResultCache
+from .config import load_network_config, split_bin_dirs
 
 __all__ = ["attach", "detach", "netns_path", "recorded_ip"]
 
-log = get_logger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.cni")
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _TICK = 1.0 / _CLOCK_TICKS

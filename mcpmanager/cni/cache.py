@@ -17,7 +17,7 @@ import attrs
 
 from .. import errors
 from .._atomic import atomic_write
-from .cni_exec import pairs
+from .exec import pairs
 
 __all__ = ["CACHE_KIND", "DEFAULT_CACHE_DIR", "CachedResult", "ResultCache"]
 

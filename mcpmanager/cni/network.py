@@ -14,9 +14,9 @@ import os
 
 from .. import errors
 from .._log import get_logger
-from .cni_cache import DEFAULT_CACHE_DIR, CachedResult, ResultCache
-from .cni_config import NetworkConfigList, load_network_config, parse_network_config
-from .cni_errors import (
+from .cache import DEFAULT_CACHE_DIR, CachedResult, ResultCache
+from .config import NetworkConfigList, load_network_config, parse_network_config
+from .errors import (
     CNIContainerUnknown,
     CNIError,
     CNIInvalidConfig,
@@ -24,8 +24,8 @@ from .cni_errors import (
     CNITimeout,
     CNIUnavailable,
 )
-from .cni_result import first_ip, result_ips
-from .cni_runner import DEFAULT_IFNAME, DEFAULT_TIMEOUT, CNIRunner
+from .result import first_ip, result_ips
+from .runner import DEFAULT_IFNAME, DEFAULT_TIMEOUT, CNIRunner
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -51,7 +51,7 @@ __all__ = [
     "teardown",
 ]
 
-log = get_logger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.cni")
 
 PathLike = str | os.PathLike[str]
 
