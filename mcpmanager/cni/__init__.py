@@ -3,8 +3,9 @@
 ``config`` loads a network from a conf dir, ``exec`` runs one plugin,
 ``cache`` keeps ADD results in libcni's layout, ``result`` reads addresses
 out of them, ``runner`` runs a network's plugin chain (ADD/DEL/CHECK) and
-``errors`` holds the CNI error codes. The containerd backend attaches a
-task's network namespace through :func:`setup` and :func:`teardown`.
+``errors`` holds the CNI error codes. :class:`Network` puts them together:
+one network, built once, with setup/remove/check on (container ID, network
+namespace); the containerd backend keeps one per (bin dir, conf dir).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .errors import (
     CNITimeout,
     CNIUnavailable,
 )
-from .network import cached_ip, cached_result, setup, teardown
+from .netns import netns_path
+from .network import Network
 from .result import first_ip, result_ips
 from .runner import DEFAULT_IFNAME, DEFAULT_TIMEOUT, CNIRunner
 
@@ -35,14 +37,12 @@ __all__ = [
     "CNITimeout",
     "CNIUnavailable",
     "CachedResult",
+    "Network",
     "NetworkConfigList",
     "ResultCache",
-    "cached_ip",
-    "cached_result",
     "first_ip",
     "load_network_config",
+    "netns_path",
     "parse_network_config",
     "result_ips",
-    "setup",
-    "teardown",
 ]
