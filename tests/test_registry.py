@@ -16,18 +16,16 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd.pull import resolve_remote_digest
+from mcpmanager.containerd.refs import parse_reference
 from mcpmanager.containerd.registry import (
     Credentials,
-    Descriptor,
     DigestMismatch,
     InvalidContent,
-    Platform,
     RegistryAuthError,
     RegistryClient,
     load_docker_credentials,
-    parse_reference,
-    select_manifest,
 )
+from mcpmanager.oci import Descriptor, Platform, select_manifest
 from tests.harness.registry import (
     FakeRegistry,
     Files,

@@ -10,11 +10,12 @@ from typing import Any
 import attrs
 
 from .. import errors
+from ..oci import INDEX_MEDIA_TYPES, runs_here
 from ..types import ImageInfo
 from ._conn import Connection
 from .api import descriptor_pb2, images_pb2, images_pb2_grpc
 from .content import read_blob
-from .refs import name_candidates, runs_here
+from .refs import name_candidates
 
 __all__ = [
     "INDEX_TYPES",
@@ -30,13 +31,8 @@ __all__ = [
     "to_image_info",
 ]
 
-INDEX_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-"""Media types of multi-platform indexes."""
+INDEX_TYPES = INDEX_MEDIA_TYPES
+"""Media types of multi-platform indexes (:data:`mcpmanager.oci.INDEX_MEDIA_TYPES`)."""
 
 _Stub = images_pb2_grpc.ImagesStub
 

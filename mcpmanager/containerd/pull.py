@@ -27,22 +27,21 @@ import attrs
 
 from .. import errors
 from .._log import get_logger
+from ..errors import InvalidContent
+from ..oci import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    Descriptor,
+    host_platform,
+    select_manifest,
+)
 from ..types import ImageInfo, PullImageOptions, PullProgress
 from ._conn import Connection
 from .api import content_pb2, content_pb2_grpc, leases_pb2, leases_pb2_grpc
 from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
 from .images import put_image, to_image_info
-from .registry import (
-    INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
-    Descriptor,
-    InvalidContent,
-    Reference,
-    RegistryClient,
-    host_platform,
-    parse_reference,
-    select_manifest,
-)
+from .refs import Reference, parse_reference
+from .registry import RegistryClient
 from .unpack import unpack
 
 __all__ = [
