@@ -30,6 +30,7 @@ __all__ = [
     "check_digest",
     "host_platform",
     "is_digest",
+    "is_index",
     "platform_from_json",
     "platform_satisfies",
     "runs_here",
@@ -54,6 +55,7 @@ INDEX_MEDIA_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
 """Media types of multi-platform indexes."""
 MANIFEST_MEDIA_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
 """Media types of single-platform manifests."""
+_SELECTABLE = INDEX_MEDIA_TYPES | MANIFEST_MEDIA_TYPES
 
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]+)$")
@@ -178,17 +180,27 @@ class Descriptor:
 def select_manifest(
     index: Mapping[str, Any], want: Platform | None = None, what: str = "index"
 ) -> Descriptor:
-    """Pick the manifest for ``want`` (default: this host) from an image index.
+    """Pick the child of an image index to use on ``want`` (default: this host).
 
-    Raises :class:`NotFound` naming the platforms on offer when none matches.
+    As containerd's Go client does: among the children that are manifests or
+    indexes (or say no media type), the first whose platform satisfies
+    ``want`` wins, else the first that names no platform. Raises
+    :class:`NotFound` naming the platforms on offer when none fits, and
+    :class:`InvalidContent` for a malformed child.
     """
     want = want or host_platform()
     children = [Descriptor.from_json(m, what) for m in index.get("manifests") or []]
-    offered = [c for c in children if c.media_type in MANIFEST_MEDIA_TYPES or not c.media_type]
+    offered = [c for c in children if c.media_type in _SELECTABLE or not c.media_type]
     for child in offered:
         if child.platform is not None and platform_satisfies(want, child.platform):
             return child
-    if len(offered) == 1 and offered[0].platform is None:
-        return offered[0]
+    for child in offered:
+        if child.platform is None:
+            return child
     names = ", ".join(str(c.platform) for c in offered if c.platform) or "none"
     raise NotFound(f"{what} has no manifest for platform {want} (offers: {names})")
+
+
+def is_index(media_type: str, document: Mapping[str, Any]) -> bool:
+    """Whether a manifest-like document is an image index (by type, or by shape if untyped)."""
+    return media_type in INDEX_MEDIA_TYPES or "manifests" in document

@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from .. import errors
-from ..oci import INDEX_MEDIA_TYPES, runs_here
+from ..oci import INDEX_MEDIA_TYPES, is_index, select_manifest
 from ..types import ImageInfo
 from ._conn import Connection
 from .api import descriptor_pb2, images_pb2, images_pb2_grpc
@@ -129,15 +129,16 @@ def load_json(conn: Connection, digest: str) -> Mapping[str, Any]:
 
 
 def pick_manifest(conn: Connection, media_type: str, digest: str) -> tuple[str, Mapping[str, Any]]:
-    """Follow indexes from ``digest`` to the manifest for this host; return it and its digest."""
+    """Follow indexes from ``digest`` to the manifest for this host; return it and its digest.
+
+    Each index's child is chosen by :func:`mcpmanager.oci.select_manifest`, as a pull does.
+    """
     for _ in range(4):
         doc = load_json(conn, digest)
-        if media_type not in INDEX_TYPES and "manifests" not in doc:
+        if not is_index(media_type, doc):
             return digest, doc
-        entries = [m for m in doc.get("manifests", []) if runs_here(m)]
-        if not entries:
-            raise errors.NotFound(f"index {digest} has no manifest for this platform")
-        media_type, digest = entries[0].get("mediaType", ""), entries[0]["digest"]
+        chosen = select_manifest(doc, what=f"index {digest}")
+        media_type, digest = chosen.media_type, chosen.digest
     raise errors.InvalidArgument(f"index {digest} nests too deeply")
 
 
