@@ -13,7 +13,7 @@ from .. import errors
 from ..oci import INDEX_MEDIA_TYPES, is_index, select_manifest
 from ..types import ImageInfo
 from ._conn import Connection
-from .api import descriptor_pb2, images_pb2, images_pb2_grpc
+from .api import descriptor_pb2, images_pb2
 from .content import read_blob
 from .refs import name_candidates
 
@@ -33,8 +33,6 @@ __all__ = [
 
 INDEX_TYPES = INDEX_MEDIA_TYPES
 """Media types of multi-platform indexes (:data:`mcpmanager.oci.INDEX_MEDIA_TYPES`)."""
-
-_Stub = images_pb2_grpc.ImagesStub
 
 
 @attrs.frozen
@@ -66,7 +64,7 @@ def get_image_record(conn: Connection, ref: str) -> images_pb2.Image:
     for name in name_candidates(ref):
         try:
             resp = conn.unary(
-                _Stub, "Get", images_pb2.GetImageRequest(name=name), what=f"get image {name}"
+                conn.images.Get, images_pb2.GetImageRequest(name=name), what=f"get image {name}"
             )
             image: images_pb2.Image = resp.image
             return image
@@ -77,7 +75,7 @@ def get_image_record(conn: Connection, ref: str) -> images_pb2.Image:
 
 def list_images(conn: Connection) -> list[images_pb2.Image]:
     """Return every image record of the namespace."""
-    resp = conn.unary(_Stub, "List", images_pb2.ListImagesRequest(), what="list images")
+    resp = conn.unary(conn.images.List, images_pb2.ListImagesRequest(), what="list images")
     return list(resp.images)
 
 
@@ -85,8 +83,7 @@ def delete_image(conn: Connection, ref: str, synchronous: bool) -> None:
     """Delete image record ``ref`` (waiting for garbage collection if ``synchronous``)."""
     image = get_image_record(conn, ref)
     conn.unary(
-        _Stub,
-        "Delete",
+        conn.images.Delete,
         images_pb2.DeleteImageRequest(name=image.name, sync=synchronous),
         what=f"delete image {image.name}",
         idempotent=False,
@@ -102,19 +99,18 @@ def put_image(
     image = images_pb2.Image(name=name, target=target)
     what = f"create image {name}"
     try:
-        resp = conn.unary(
-            _Stub,
-            "Create",
+        return conn.unary(
+            conn.images.Create,
             images_pb2.CreateImageRequest(image=image),
             what=what,
             idempotent=False,
-        )
+        ).image
     except errors.AlreadyExists:
-        resp = conn.unary(
-            _Stub, "Update", images_pb2.UpdateImageRequest(image=image), what=f"update image {name}"
-        )
-    stored: images_pb2.Image = resp.image
-    return stored
+        return conn.unary(
+            conn.images.Update,
+            images_pb2.UpdateImageRequest(image=image),
+            what=f"update image {name}",
+        ).image
 
 
 def load_json(conn: Connection, digest: str) -> Mapping[str, Any]:
