@@ -45,8 +45,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcpmanager import Manager, ManagerConfig, errors
+from mcpmanager.cni import first_ip
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.containerd.cni import first_ip
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.e2e import (
     AGENT_PORT,

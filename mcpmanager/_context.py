@@ -11,13 +11,13 @@ __all__ = ["doing", "with_context"]
 
 
 def with_context(exc: Exception, context: str) -> errors.MCPManagerError:
-    """The same kind of error, its message prefixed with what was being done."""
+    """``exc`` itself with ``context`` in front of its message, or a wrapped raw error.
+
+    An mcpmanager error keeps its class and attributes (a CNI error keeps its
+    code and plugin); anything else becomes an ``MCPManagerError`` naming it.
+    """
     if isinstance(exc, errors.MCPManagerError):
-        try:
-            wrapped = type(exc)(f"{context}: {exc}")
-        except TypeError:  # a subclass with its own constructor: keep it as it is
-            return exc
-        return wrapped
+        return exc.with_context(context)
     return errors.MCPManagerError(f"{context}: unexpected backend error: {exc!r}")
 
 
@@ -26,5 +26,8 @@ def doing(context: str) -> Iterator[None]:
     """Re-raise any backend error with ``context`` (naming the bot and the step)."""
     try:
         yield
+    except errors.MCPManagerError as exc:
+        exc.with_context(context)  # the same exception, cause and traceback kept
+        raise
     except Exception as exc:
         raise with_context(exc, context) from exc

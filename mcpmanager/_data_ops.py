@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO
 
 from . import archive, data, errors, naming
-from ._context import with_context
 from ._runtime import Runtime
 from .types import MountInfo
 
@@ -88,7 +87,8 @@ class DataOps:
             self.preserve(bot_id, resume=False)
         except Exception as exc:
             if isinstance(exc, errors.NotFound) and not self._rt.exists(bot_id):
-                raise with_context(exc, f"bot {bot_id}: delete") from exc
+                exc.with_context(f"bot {bot_id}: delete")
+                raise
             raise errors.DataLossPrevented(
                 f"bot {bot_id}: not deleted, because backing up its /data failed: {exc}"
             ) from exc

@@ -1,4 +1,4 @@
-"""Tests of our CNI runner (mcpmanager.containerd.cni).
+"""Tests of our CNI runner (mcpmanager.cni).
 
 Three groups: config loading and result parsing (pure), the runner against
 fake plugins written by the test (no root: they log what they were given and
@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mcpmanager import errors
-from mcpmanager.containerd import cni
-from mcpmanager.containerd.cni_config import find_plugin
+from mcpmanager import cni, errors
+from mcpmanager.cni.config import find_plugin
 
 if TYPE_CHECKING:
     from tests.harness.netns import Netns, NetnsFactory
@@ -101,6 +100,10 @@ class FakeNet:
         return cni.CNIRunner.from_conf_dir(
             self.conf_dir, str(self.bin_dir), cache_dir=self.cache_dir, **kwargs
         )
+
+    def network(self, **kwargs: Any) -> cni.Network:
+        kwargs.setdefault("loopback", False)
+        return cni.Network(str(self.bin_dir), self.conf_dir, self.cache_dir, **kwargs)
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
@@ -273,8 +276,8 @@ def test_add_again_checks_and_reuses_cached_result(fake: FakeNet) -> None:
     first = runner.add("ctr-1", SELF_NETNS)
     assert fake.runner().add("ctr-1", SELF_NETNS) == first
     assert fake.trace() == [("ADD", "fake-a"), ("CHECK", "fake-a")]
-    assert cni.cached_ip("ctr-1", fake.conf_dir, fake.cache_dir) == "10.231.9.6"
-    assert cni.cached_ip("other", fake.conf_dir, fake.cache_dir) == ""
+    assert fake.network().cached_ip("ctr-1") == "10.231.9.6"
+    assert fake.network().cached_ip("other") == ""
 
 
 def test_add_with_failing_check_re_adds(fake: FakeNet) -> None:
@@ -339,7 +342,7 @@ def test_plugin_error_result_is_mapped(fake: FakeNet, code: int, expected: type[
         assert part in str(err)
     # The half-done ADD was rolled back, and nothing was cached.
     assert fake.trace()[2:] == [("DEL", "fake-b"), ("DEL", "fake-a")]
-    assert cni.cached_ip("ctr-9", fake.conf_dir, fake.cache_dir) == ""
+    assert fake.network().cached_ip("ctr-9") == ""
 
 
 def test_plugin_crash_without_error_json(fake: FakeNet) -> None:
@@ -402,9 +405,7 @@ def test_argument_validation(fake: FakeNet, tmp_path: Path) -> None:
 def test_setup_fails_when_result_has_no_ip(fake: FakeNet) -> None:
     fake.write({"type": "fake-a"})
     with pytest.raises(errors.FailedPrecondition, match="no usable IP"):
-        cni.setup(
-            "ctr-1", SELF_NETNS, str(fake.bin_dir), fake.conf_dir, fake.cache_dir, loopback=False
-        )
+        fake.network().setup("ctr-1", SELF_NETNS)
     assert fake.trace() == [("ADD", "fake-a"), ("DEL", "fake-a")]
 
 
@@ -481,6 +482,9 @@ class BridgeNet:
             self.conf_dir, self.bin_dir, cache_dir=self.cache_dir, plugin_netns=self.host.name
         )
 
+    def network(self) -> cni.Network:
+        return cni.Network(self.bin_dir, self.conf_dir, self.cache_dir, plugin_netns=self.host.name)
+
     def add(self, container_id: str, ns: Netns) -> str:
         self.added.append((container_id, ns.path))
         return cni.first_ip(self.runner().add(container_id, ns.path))
@@ -548,7 +552,7 @@ def test_second_add_is_idempotent_and_cache_has_libcni_layout(bridge_net: Bridge
     config = (bridge_net.conf_dir / "10-mcptest.conflist").read_bytes()
     assert base64.b64decode(entry["config"]) == config
     assert cni.first_ip(entry["result"]) == ip
-    assert cni.cached_ip("mcp-bot1", bridge_net.conf_dir, bridge_net.cache_dir) == ip
+    assert bridge_net.network().cached_ip("mcp-bot1") == ip
 
 
 def test_delete_removes_veth_allocation_and_cache_and_can_repeat(bridge_net: BridgeNet) -> None:
@@ -572,7 +576,7 @@ def test_delete_after_netns_is_gone(bridge_net: BridgeNet) -> None:
     bridge_net.factory.delete(ns)
     bridge_net.runner().delete("mcp-bot1", ns.path)
     assert bridge_net.allocations() == []
-    assert cni.cached_ip("mcp-bot1", bridge_net.conf_dir, bridge_net.cache_dir) == ""
+    assert bridge_net.network().cached_ip("mcp-bot1") == ""
 
 
 def test_readd_after_interface_lost_or_netns_changed(bridge_net: BridgeNet) -> None:
@@ -588,18 +592,43 @@ def test_readd_after_interface_lost_or_netns_changed(bridge_net: BridgeNet) -> N
     assert bridge_net.allocations() == [ip]
 
 
-def test_facade_with_single_plugin_conf(bridge_net: BridgeNet) -> None:
+def test_network_object_with_single_plugin_conf(bridge_net: BridgeNet) -> None:
     bridge_net.write_conf()
     ns = bridge_net.factory.create()
-    args = ("mcp-bot2", ns.path, bridge_net.bin_dir, bridge_net.conf_dir, bridge_net.cache_dir)
-    ip = cni.setup(*args, plugin_netns=bridge_net.host.name)
-    assert cni.setup(*args, plugin_netns=bridge_net.host.name) == ip
-    assert cni.cached_ip("mcp-bot2", bridge_net.conf_dir, bridge_net.cache_dir) == ip
+    network = bridge_net.network()
+    ip = network.setup("mcp-bot2", ns.path)
+    assert network.setup("mcp-bot2", ns.path) == ip
+    network.check("mcp-bot2", ns.path)
+    assert network.cached_ip("mcp-bot2") == ip
     assert bridge_net.allocations() == [ip]
-    cni.teardown(*args, plugin_netns=bridge_net.host.name)
-    cni.teardown(*args, plugin_netns=bridge_net.host.name)
+    network.remove("mcp-bot2", ns.path)
+    network.remove("mcp-bot2", ns.path)
     assert bridge_net.allocations() == []
-    assert cni.cached_ip("mcp-bot2", bridge_net.conf_dir, bridge_net.cache_dir) == ""
+    assert network.cached_ip("mcp-bot2") == ""
+
+
+def test_network_object_reads_its_conf_dir_once(bridge_net: BridgeNet) -> None:
+    bridge_net.write_conf()
+    network = bridge_net.network()
+    for name in os.listdir(bridge_net.conf_dir):
+        os.remove(os.path.join(bridge_net.conf_dir, name))
+    ns = bridge_net.factory.create()
+    ip = network.setup("mcp-bot3", ns.path)
+    assert network.name == "mcptest"
+    network.remove("mcp-bot3", ns.path)
+    assert bridge_net.allocations() == []
+    assert ip
+
+
+def test_network_object_checks_its_dirs(tmp_path: Path) -> None:
+    with pytest.raises(errors.InvalidArgument, match="cni_conf_dir is empty"):
+        cni.Network(str(tmp_path), "")
+    with pytest.raises(errors.InvalidArgument, match="cni_bin_dir is empty"):
+        cni.Network("", tmp_path)
+    with pytest.raises(errors.FailedPrecondition, match="CNI config dir"):
+        cni.Network(str(tmp_path), tmp_path / "none")
+    with pytest.raises(errors.FailedPrecondition, match="CNI bin dir"):
+        cni.Network(str(tmp_path / "none"), tmp_path)
 
 
 SERVER = """\

@@ -12,7 +12,7 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.containerd.api import content_pb2, content_pb2_grpc
+from mcpmanager.containerd.api import content_pb2
 from mcpmanager.containerd.content import CHUNK_SIZE, blob_exists, read_blob, write_blob
 from mcpmanager.containerd.images import chain_ids, resolve_image
 from mcpmanager.containerd.registry import DigestMismatch
@@ -98,8 +98,7 @@ def test_write_blob_source_failure_propagates_and_commits_nothing(
         assert caught.value is failure
         with pytest.raises(errors.NotFound):
             leased.unary(
-                content_pb2_grpc.ContentStub,
-                "Info",
+                leased.content.Info,
                 content_pb2.InfoRequest(digest=digest),
                 what="stat",
             )

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from mcpmanager import Manager, ManagerConfig, errors
+from mcpmanager.cni import Network
 from mcpmanager.containerd import ContainerdService
-from mcpmanager.containerd import network as cnet
 from mcpmanager.types import (
     CreateContainerRequest,
     DeleteContainerOptions,
@@ -174,6 +174,22 @@ def test_setup_gives_an_address_on_the_bridge_and_is_idempotent(net: Net) -> Non
     assert len(net.veths()) == 1
 
 
+def test_the_service_loads_a_conf_dir_once(net: Net, tmp_path: Path) -> None:
+    """One network object per (bin dir, conf dir): later calls do not reread the conf dir."""
+    cid = net.container()
+    ip = net.service.setup_network(net.request(cid)).ip
+    moved = tmp_path / "conf-moved"
+    os.rename(net.conf_dir, moved)
+    try:
+        assert net.service.setup_network(net.request(cid)).ip == ip
+        with pytest.raises(errors.FailedPrecondition, match=f"container {cid} network: CNI"):
+            net.new_service().setup_network(net.request(cid))
+    finally:
+        os.rename(moved, net.conf_dir)
+    net.service.remove_network(net.request(cid))
+    assert net.allocations() == []
+
+
 def test_setup_with_explicit_pid(net: Net) -> None:
     cid = net.container()
     ip = net.service.setup_network(net.request(cid, pid=net.pid(cid))).ip
@@ -240,11 +256,12 @@ def test_stale_cache_entry_is_checked_not_trusted(net: Net) -> None:
     cid = net.container()
     ip = net.service.setup_network(net.request(cid)).ip
     pid = net.pid(cid)
-    assert cnet.recorded_ip(cid, pid, net.conf_dir, net.cache_dir) == ip
+    network = Network(net.bin_dir, net.conf_dir, net.cache_dir)
+    assert network.recorded_ip(cid, pid) == ip
     entry = Path(net.cache_dir) / "results" / f"{NET_NAME}-{cid}-eth0"
     os.utime(entry, (1, 1))
-    assert cnet.recorded_ip(cid, pid, net.conf_dir, net.cache_dir) == ""
-    assert cnet.recorded_ip(cid, pid + 1, net.conf_dir, net.cache_dir) == ""
+    assert network.recorded_ip(cid, pid) == ""
+    assert network.recorded_ip(cid, pid + 1) == ""
     calls = len(net.calls())
     assert net.service.setup_network(net.request(cid)).ip == ip
     new_calls = net.calls()[calls:]

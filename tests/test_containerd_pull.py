@@ -15,7 +15,9 @@ from mcpmanager.containerd._conn import Connection
 from mcpmanager.containerd.content import blob_exists
 from mcpmanager.containerd.images import chain_ids, get_image_record
 from mcpmanager.containerd.pull import pull_image
-from mcpmanager.containerd.registry import Descriptor, DigestMismatch, Reference, RegistryClient
+from mcpmanager.containerd.refs import Reference
+from mcpmanager.containerd.registry import DigestMismatch, RegistryClient
+from mcpmanager.oci import Descriptor
 from mcpmanager.types import PullImageOptions, PullProgress
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.registry import (

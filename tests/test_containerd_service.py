@@ -14,7 +14,7 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService, snapshots
-from mcpmanager.containerd.api import leases_pb2, leases_pb2_grpc
+from mcpmanager.containerd.api import leases_pb2
 from mcpmanager.containerd.images import chain_ids, resolve_image
 from mcpmanager.types import (
     ContainerSpec,
@@ -258,12 +258,9 @@ def force_gc(service: ContainerdService) -> None:
     conn = service.connection
     with conn.lease() as leased:
         lease_id = leased.lease_id
+    conn.unary(conn.leases.Create, leases_pb2.CreateRequest(id=lease_id), what="gc")
     conn.unary(
-        leases_pb2_grpc.LeasesStub, "Create", leases_pb2.CreateRequest(id=lease_id), what="gc"
-    )
-    conn.unary(
-        leases_pb2_grpc.LeasesStub,
-        "Delete",
+        conn.leases.Delete,
         leases_pb2.DeleteRequest(id=lease_id, sync=True),
         what="gc",
     )

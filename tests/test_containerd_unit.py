@@ -55,6 +55,10 @@ class _FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
         (grpc.StatusCode.UNAVAILABLE, errors.Unavailable),
         (grpc.StatusCode.DEADLINE_EXCEEDED, errors.DeadlineExceeded),
         (grpc.StatusCode.UNIMPLEMENTED, errors.NotSupported),
+        (grpc.StatusCode.PERMISSION_DENIED, errors.PermissionDenied),
+        (grpc.StatusCode.ABORTED, errors.Unavailable),
+        (grpc.StatusCode.CANCELLED, errors.Unavailable),
+        (grpc.StatusCode.INTERNAL, errors.MCPManagerError),
     ],
 )
 def test_rpc_errors_map_to_our_classes(code: grpc.StatusCode, cls: type[Exception]) -> None:

@@ -16,18 +16,16 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd.pull import resolve_remote_digest
+from mcpmanager.containerd.refs import parse_reference
 from mcpmanager.containerd.registry import (
     Credentials,
-    Descriptor,
     DigestMismatch,
     InvalidContent,
-    Platform,
     RegistryAuthError,
     RegistryClient,
     load_docker_credentials,
-    parse_reference,
-    select_manifest,
 )
+from mcpmanager.oci import Descriptor, Platform, select_manifest
 from tests.harness.registry import (
     FakeRegistry,
     Files,
@@ -110,6 +108,30 @@ def test_select_manifest_by_platform() -> None:
     )
     with pytest.raises(errors.NotFound, match="s390x"):
         select_manifest(index, Platform("linux", "s390x"))
+
+
+def _bare(name: str, mt: str = "application/vnd.oci.image.manifest.v1+json") -> dict[str, Any]:
+    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    return {"mediaType": mt, "digest": digest, "size": 10}
+
+
+def test_select_manifest_prefers_a_platform_match_then_an_unnamed_child() -> None:
+    amd64 = Platform("linux", "amd64")
+    unnamed, other = _bare("unnamed"), _bare("other")
+    index = {"manifests": [unnamed, _desc("amd64"), other]}
+    assert select_manifest(index, amd64).digest == index["manifests"][1]["digest"]
+    index = {"manifests": [_desc("arm64", "v8"), unnamed, other]}
+    assert select_manifest(index, amd64).digest == unnamed["digest"]
+
+
+def test_select_manifest_skips_other_media_types_and_follows_nested_indexes() -> None:
+    amd64 = Platform("linux", "amd64")
+    attestation = _bare("att", mt="application/vnd.in-toto+json")
+    nested = _bare("nested", mt="application/vnd.oci.image.index.v1+json")
+    chosen = select_manifest({"manifests": [attestation, nested]}, amd64)
+    assert (chosen.digest, chosen.media_type) == (nested["digest"], nested["mediaType"])
+    with pytest.raises(errors.NotFound, match="offers: none"):
+        select_manifest({"manifests": [attestation]}, amd64)
 
 
 @pytest.mark.parametrize(

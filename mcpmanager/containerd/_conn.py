@@ -20,7 +20,17 @@ import grpc
 from .. import errors
 from .._log import get_logger
 from ._errors import from_rpc_error
-from .api import leases_pb2, leases_pb2_grpc
+from ._rpc import Bidi, ServerStream, Unary
+from .api import (
+    containers_pb2_grpc,
+    content_pb2_grpc,
+    diff_pb2_grpc,
+    images_pb2_grpc,
+    leases_pb2,
+    leases_pb2_grpc,
+    snapshots_pb2_grpc,
+    tasks_pb2_grpc,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection"]
 
@@ -46,6 +56,8 @@ _CHANNEL_OPTIONS = [
 ]
 
 S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
 
 def _target(address: str) -> str:
@@ -61,7 +73,7 @@ class _Channel:
         self.address = address
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
-        self._stubs: dict[Callable[[grpc.Channel], Any], Any] = {}
+        self._stubs: dict[Callable[[grpc.Channel], Any], Any] = {}  # class -> instance
         self._closed = False
         self.state: grpc.ChannelConnectivity | None = None
 
@@ -139,21 +151,55 @@ class Connection:
         """The daemon's socket path."""
         return self._shared.address
 
-    def stub(self, cls: Callable[[grpc.Channel], S]) -> S:
-        """Return the generated stub ``cls`` bound to the current channel."""
-        return self._shared.stub(cls)
+    # --- the services, as typed generated stubs ------------------------------
+
+    @property
+    def containers(self) -> containers_pb2_grpc.ContainersStub:
+        """containerd's Containers service."""
+        return self._shared.stub(containers_pb2_grpc.ContainersStub)
+
+    @property
+    def content(self) -> content_pb2_grpc.ContentStub:
+        """containerd's Content service."""
+        return self._shared.stub(content_pb2_grpc.ContentStub)
+
+    @property
+    def diff(self) -> diff_pb2_grpc.DiffStub:
+        """containerd's Diff service."""
+        return self._shared.stub(diff_pb2_grpc.DiffStub)
+
+    @property
+    def images(self) -> images_pb2_grpc.ImagesStub:
+        """containerd's Images service."""
+        return self._shared.stub(images_pb2_grpc.ImagesStub)
+
+    @property
+    def leases(self) -> leases_pb2_grpc.LeasesStub:
+        """containerd's Leases service."""
+        return self._shared.stub(leases_pb2_grpc.LeasesStub)
+
+    @property
+    def snapshots(self) -> snapshots_pb2_grpc.SnapshotsStub:
+        """containerd's Snapshots service."""
+        return self._shared.stub(snapshots_pb2_grpc.SnapshotsStub)
+
+    @property
+    def tasks(self) -> tasks_pb2_grpc.TasksStub:
+        """containerd's Tasks service."""
+        return self._shared.stub(tasks_pb2_grpc.TasksStub)
+
+    # --- calls: metadata, deadline, one retry, mapped errors -----------------
 
     def unary(
         self,
-        stub_cls: type[Any],
-        method: str,
-        request: Any,
+        method: Unary[Req, Resp],
+        request: Req,
         *,
         what: str,
         timeout: float | None = None,
         idempotent: bool = True,
-    ) -> Any:
-        """Call ``stub_cls.method(request)``; errors name ``what``.
+    ) -> Resp:
+        """Call ``method(request)`` (e.g. ``conn.tasks.Get``); errors name ``what``.
 
         An idempotent call that finds the daemon unreachable waits briefly for
         it to come back and tries once more (a restarted daemon); any other
@@ -162,67 +208,58 @@ class Connection:
         if not idempotent and self._shared.reconnecting():
             self._shared.wait_ready(CONNECT_TIMEOUT)
         try:
-            return self._invoke(stub_cls, method, request, timeout)
+            return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             if not (idempotent and _is_unavailable(err)):
                 raise from_rpc_error(err, what) from None
             if not self._shared.wait_ready(CONNECT_TIMEOUT):
                 raise from_rpc_error(err, what) from None
         try:
-            return self._invoke(stub_cls, method, request, timeout)
+            return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from None
 
-    def _invoke(self, stub_cls: type[Any], method: str, request: Any, timeout: float | None) -> Any:
-        fn = getattr(self.stub(stub_cls), method)
-        return fn(request, timeout=timeout or self.timeout, metadata=self.metadata)
-
     def server_stream(
         self,
-        stub_cls: type[Any],
-        method: str,
-        request: Any,
+        method: ServerStream[Req, Resp],
+        request: Req,
         *,
         what: str,
         timeout: float | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[Resp]:
         """Yield the responses of a server-streaming call, mapping errors."""
-        fn = getattr(self.stub(stub_cls), method)
         try:
-            yield from fn(request, timeout=timeout or self.timeout, metadata=self.metadata)
+            yield from method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from None
 
     def collect(
         self,
-        stub_cls: type[Any],
-        method: str,
-        request: Any,
+        method: ServerStream[Req, Resp],
+        request: Req,
         *,
         what: str,
         timeout: float | None = None,
-    ) -> list[Any]:
+    ) -> list[Resp]:
         """Return every response of a server-streaming call (retried once if unreachable)."""
         try:
-            return list(self.server_stream(stub_cls, method, request, what=what, timeout=timeout))
+            return list(self.server_stream(method, request, what=what, timeout=timeout))
         except errors.Unavailable:
             if not self._shared.wait_ready(CONNECT_TIMEOUT):
                 raise
-        return list(self.server_stream(stub_cls, method, request, what=what, timeout=timeout))
+        return list(self.server_stream(method, request, what=what, timeout=timeout))
 
     def bidi_stream(
         self,
-        stub_cls: type[Any],
-        method: str,
-        requests: Iterator[Any],
+        method: Bidi[Req, Resp],
+        requests: Iterator[Req],
         *,
         what: str,
         timeout: float | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[Resp]:
         """Yield the responses of a bidirectional call fed by ``requests``."""
-        fn = getattr(self.stub(stub_cls), method)
         try:
-            yield from fn(requests, timeout=timeout or self.timeout, metadata=self.metadata)
+            yield from method(requests, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from None
 
@@ -249,8 +286,7 @@ class Connection:
         labels = {LEASE_EXPIRE_LABEL: until.strftime("%Y-%m-%dT%H:%M:%SZ")}
         request = leases_pb2.CreateRequest(id=lease_id, labels=labels)
         self.unary(
-            leases_pb2_grpc.LeasesStub,
-            "Create",
+            self.leases.Create,
             request,
             what=f"create lease {lease_id}",
             idempotent=False,
@@ -263,8 +299,7 @@ class Connection:
     def _drop_lease(self, lease_id: str) -> None:
         try:
             self.unary(
-                leases_pb2_grpc.LeasesStub,
-                "Delete",
+                self.leases.Delete,
                 leases_pb2.DeleteRequest(id=lease_id),
                 what=f"delete lease {lease_id}",
             )

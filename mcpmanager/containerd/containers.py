@@ -8,7 +8,7 @@ from google.protobuf import any_pb2
 
 from ..types import ContainerInfo
 from ._conn import Connection
-from .api import containers_pb2, containers_pb2_grpc
+from .api import containers_pb2
 from .snapshots import to_timestamp
 
 __all__ = [
@@ -22,8 +22,6 @@ __all__ = [
 
 RUNTIME = "io.containerd.runc.v2"
 """The runtime every container of ours uses."""
-
-_Stub = containers_pb2_grpc.ContainersStub
 
 
 def to_container_info(c: containers_pb2.Container) -> ContainerInfo:
@@ -61,8 +59,7 @@ def create_record(
         snapshot_key=snapshot_key,
     )
     resp = conn.unary(
-        _Stub,
-        "Create",
+        conn.containers.Create,
         containers_pb2.CreateContainerRequest(container=record),
         what=f"create container {container_id}",
         idempotent=False,
@@ -74,8 +71,7 @@ def create_record(
 def get_record(conn: Connection, container_id: str) -> containers_pb2.Container:
     """Return the record of ``container_id``; NotFound if there is none."""
     resp = conn.unary(
-        _Stub,
-        "Get",
+        conn.containers.Get,
         containers_pb2.GetContainerRequest(id=container_id),
         what=f"get container {container_id}",
     )
@@ -86,8 +82,7 @@ def get_record(conn: Connection, container_id: str) -> containers_pb2.Container:
 def list_records(conn: Connection, filters: tuple[str, ...] = ()) -> list[containers_pb2.Container]:
     """Return the namespace's container records matching any of ``filters``."""
     resp = conn.unary(
-        _Stub,
-        "List",
+        conn.containers.List,
         containers_pb2.ListContainersRequest(filters=list(filters)),
         what="list containers",
     )
@@ -97,8 +92,7 @@ def list_records(conn: Connection, filters: tuple[str, ...] = ()) -> list[contai
 def delete_record(conn: Connection, container_id: str) -> None:
     """Delete the record of ``container_id`` (its task must be gone)."""
     conn.unary(
-        _Stub,
-        "Delete",
+        conn.containers.Delete,
         containers_pb2.DeleteContainerRequest(id=container_id),
         what=f"delete container {container_id}",
         idempotent=False,

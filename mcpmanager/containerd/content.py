@@ -19,7 +19,7 @@ from .. import errors
 from .._log import get_logger
 from ._conn import Connection
 from ._errors import from_rpc_error
-from .api import content_pb2, content_pb2_grpc
+from .api import content_pb2
 
 __all__ = ["CHUNK_SIZE", "blob_exists", "read_blob", "set_blob_labels", "write_blob"]
 
@@ -30,8 +30,6 @@ CHUNK_SIZE = 1 << 20
 
 WRITE_TIMEOUT = 3600.0
 """Seconds one blob upload may take in total."""
-
-_Stub = content_pb2_grpc.ContentStub
 
 
 class _Requests:
@@ -135,7 +133,7 @@ def write_blob(
 
 def _upload(conn: Connection, requests: _Requests, what: str) -> None:
     """Run one Write call fed by ``requests``; gRPC errors leave as mcpmanager errors."""
-    call = conn.stub(_Stub).Write(iter(requests), timeout=WRITE_TIMEOUT, metadata=conn.metadata)
+    call = conn.content.Write(iter(requests), timeout=WRITE_TIMEOUT, metadata=conn.metadata)
     try:
         for _ in call:
             pass
@@ -147,7 +145,7 @@ def _upload(conn: Connection, requests: _Requests, what: str) -> None:
 
 def _abort(conn: Connection, ref: str) -> None:
     with contextlib.suppress(errors.MCPManagerError):
-        conn.unary(_Stub, "Abort", content_pb2.AbortRequest(ref=ref), what=f"abort write {ref}")
+        conn.unary(conn.content.Abort, content_pb2.AbortRequest(ref=ref), what=f"abort write {ref}")
 
 
 def set_blob_labels(conn: Connection, digest: str, labels: Mapping[str, str]) -> None:
@@ -155,8 +153,7 @@ def set_blob_labels(conn: Connection, digest: str, labels: Mapping[str, str]) ->
     info = content_pb2.Info(digest=digest, labels=dict(labels))
     mask = field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in labels])
     conn.unary(
-        _Stub,
-        "Update",
+        conn.content.Update,
         content_pb2.UpdateRequest(info=info, update_mask=mask),
         what=f"label blob {digest}",
     )
@@ -165,7 +162,7 @@ def set_blob_labels(conn: Connection, digest: str, labels: Mapping[str, str]) ->
 def blob_exists(conn: Connection, digest: str) -> bool:
     """True when blob ``digest`` is in this namespace's content store."""
     try:
-        conn.unary(_Stub, "Info", content_pb2.InfoRequest(digest=digest), what=f"stat {digest}")
+        conn.unary(conn.content.Info, content_pb2.InfoRequest(digest=digest), what=f"stat {digest}")
     except errors.NotFound:
         return False
     return True
@@ -177,7 +174,7 @@ def read_blob(conn: Connection, digest: str, max_size: int = 64 << 20) -> bytes:
     parts: list[bytes] = []
     total = 0
     for resp in conn.collect(
-        _Stub, "Read", content_pb2.ReadContentRequest(digest=digest), what=what
+        conn.content.Read, content_pb2.ReadContentRequest(digest=digest), what=what
     ):
         parts.append(resp.data)
         total += len(resp.data)

@@ -10,11 +10,12 @@ from typing import Any
 import attrs
 
 from .. import errors
+from ..oci import INDEX_MEDIA_TYPES, is_index, select_manifest
 from ..types import ImageInfo
 from ._conn import Connection
-from .api import descriptor_pb2, images_pb2, images_pb2_grpc
+from .api import descriptor_pb2, images_pb2
 from .content import read_blob
-from .refs import name_candidates, runs_here
+from .refs import name_candidates
 
 __all__ = [
     "INDEX_TYPES",
@@ -30,15 +31,8 @@ __all__ = [
     "to_image_info",
 ]
 
-INDEX_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-"""Media types of multi-platform indexes."""
-
-_Stub = images_pb2_grpc.ImagesStub
+INDEX_TYPES = INDEX_MEDIA_TYPES
+"""Media types of multi-platform indexes (:data:`mcpmanager.oci.INDEX_MEDIA_TYPES`)."""
 
 
 @attrs.frozen
@@ -70,7 +64,7 @@ def get_image_record(conn: Connection, ref: str) -> images_pb2.Image:
     for name in name_candidates(ref):
         try:
             resp = conn.unary(
-                _Stub, "Get", images_pb2.GetImageRequest(name=name), what=f"get image {name}"
+                conn.images.Get, images_pb2.GetImageRequest(name=name), what=f"get image {name}"
             )
             image: images_pb2.Image = resp.image
             return image
@@ -81,7 +75,7 @@ def get_image_record(conn: Connection, ref: str) -> images_pb2.Image:
 
 def list_images(conn: Connection) -> list[images_pb2.Image]:
     """Return every image record of the namespace."""
-    resp = conn.unary(_Stub, "List", images_pb2.ListImagesRequest(), what="list images")
+    resp = conn.unary(conn.images.List, images_pb2.ListImagesRequest(), what="list images")
     return list(resp.images)
 
 
@@ -89,8 +83,7 @@ def delete_image(conn: Connection, ref: str, synchronous: bool) -> None:
     """Delete image record ``ref`` (waiting for garbage collection if ``synchronous``)."""
     image = get_image_record(conn, ref)
     conn.unary(
-        _Stub,
-        "Delete",
+        conn.images.Delete,
         images_pb2.DeleteImageRequest(name=image.name, sync=synchronous),
         what=f"delete image {image.name}",
         idempotent=False,
@@ -106,19 +99,18 @@ def put_image(
     image = images_pb2.Image(name=name, target=target)
     what = f"create image {name}"
     try:
-        resp = conn.unary(
-            _Stub,
-            "Create",
+        return conn.unary(
+            conn.images.Create,
             images_pb2.CreateImageRequest(image=image),
             what=what,
             idempotent=False,
-        )
+        ).image
     except errors.AlreadyExists:
-        resp = conn.unary(
-            _Stub, "Update", images_pb2.UpdateImageRequest(image=image), what=f"update image {name}"
-        )
-    stored: images_pb2.Image = resp.image
-    return stored
+        return conn.unary(
+            conn.images.Update,
+            images_pb2.UpdateImageRequest(image=image),
+            what=f"update image {name}",
+        ).image
 
 
 def load_json(conn: Connection, digest: str) -> Mapping[str, Any]:
@@ -133,15 +125,16 @@ def load_json(conn: Connection, digest: str) -> Mapping[str, Any]:
 
 
 def pick_manifest(conn: Connection, media_type: str, digest: str) -> tuple[str, Mapping[str, Any]]:
-    """Follow indexes from ``digest`` to the manifest for this host; return it and its digest."""
+    """Follow indexes from ``digest`` to the manifest for this host; return it and its digest.
+
+    Each index's child is chosen by :func:`mcpmanager.oci.select_manifest`, as a pull does.
+    """
     for _ in range(4):
         doc = load_json(conn, digest)
-        if media_type not in INDEX_TYPES and "manifests" not in doc:
+        if not is_index(media_type, doc):
             return digest, doc
-        entries = [m for m in doc.get("manifests", []) if runs_here(m)]
-        if not entries:
-            raise errors.NotFound(f"index {digest} has no manifest for this platform")
-        media_type, digest = entries[0].get("mediaType", ""), entries[0]["digest"]
+        chosen = select_manifest(doc, what=f"index {digest}")
+        media_type, digest = chosen.media_type, chosen.digest
     raise errors.InvalidArgument(f"index {digest} nests too deeply")
 
 

@@ -23,22 +23,18 @@ import attrs
 
 from .. import errors
 from .._log import get_logger
+from ..oci import MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER, MEDIA_DOCKER_MANIFEST, runs_here
 from ..types import ImageInfo
 from ._conn import Connection
 from .content import write_blob
 from .images import INDEX_TYPES, load_json, pick_manifest, put_image, to_image_info
-from .refs import normalize_name, runs_here
+from .refs import normalize_name
 from .unpack import unpack
 
 __all__ = ["import_archive"]
 
 log = get_logger("mcpmanager.containerd")
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 GC_CONTENT = "containerd.io/gc.ref.content."
@@ -232,9 +228,9 @@ def _import_docker(conn: Connection, arc: _Archive) -> list[_Entry]:
         layers = [_write_member(conn, arc, path, {}) for path in item.get("Layers", [])]
         manifest = {
             "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": DOCKER_CONFIG, **config},
-            "layers": [{"mediaType": DOCKER_LAYER, **layer} for layer in layers],
+            "mediaType": MEDIA_DOCKER_MANIFEST,
+            "config": {"mediaType": MEDIA_DOCKER_CONFIG, **config},
+            "layers": [{"mediaType": MEDIA_DOCKER_LAYER, **layer} for layer in layers],
         }
         body = json.dumps(manifest, separators=(",", ":")).encode()
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -244,5 +240,5 @@ def _import_docker(conn: Connection, arc: _Archive) -> list[_Entry]:
         tags = item.get("RepoTags") or [""]
         for tag in tags:
             name = normalize_name(tag) if tag else ""
-            entries.append(_Entry(name, DOCKER_MANIFEST, digest, len(body)))
+            entries.append(_Entry(name, MEDIA_DOCKER_MANIFEST, digest, len(body)))
     return entries

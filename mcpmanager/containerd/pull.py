@@ -27,22 +27,21 @@ import attrs
 
 from .. import errors
 from .._log import get_logger
-from ..types import ImageInfo, PullImageOptions, PullProgress
-from ._conn import Connection
-from .api import content_pb2, content_pb2_grpc, leases_pb2, leases_pb2_grpc
-from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
-from .images import put_image, to_image_info
-from .registry import (
+from ..errors import InvalidContent
+from ..oci import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     Descriptor,
-    InvalidContent,
-    Reference,
-    RegistryClient,
     host_platform,
-    parse_reference,
     select_manifest,
 )
+from ..types import ImageInfo, PullImageOptions, PullProgress
+from ._conn import Connection
+from .api import content_pb2, leases_pb2
+from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
+from .images import put_image, to_image_info
+from .refs import Reference, parse_reference
+from .registry import RegistryClient
 from .unpack import unpack
 
 __all__ = [
@@ -252,8 +251,7 @@ def _lease_if_present(conn: Connection, digest: str) -> bool:
     """True if the store has ``digest``; then it is added to our lease so GC keeps it."""
     try:
         conn.unary(
-            content_pb2_grpc.ContentStub,
-            "Info",
+            conn.content.Info,
             content_pb2.InfoRequest(digest=digest),
             what=f"stat blob {digest}",
         )
@@ -261,8 +259,7 @@ def _lease_if_present(conn: Connection, digest: str) -> bool:
         return False
     resource = leases_pb2.Resource(id=digest, type="content")
     conn.unary(
-        leases_pb2_grpc.LeasesStub,
-        "AddResource",
+        conn.leases.AddResource,
         leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
         what=f"lease blob {digest}",
     )

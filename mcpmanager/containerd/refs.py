@@ -1,35 +1,27 @@
-"""Image references and platforms, spelled and matched as containerd's Go client does.
+"""Image references, spelled as containerd's Go client (and Docker) spell them.
 
-One home for both: the registry client, the importer and image lookups all
-parse names and pick manifests for this host through these functions.
+The registry client, the importer and image lookups all parse names through
+these functions. Digests, platforms and manifest selection are OCI matters and
+live in :mod:`mcpmanager.oci`.
 """
 
 from __future__ import annotations
 
-import platform
 import re
-from collections.abc import Mapping
-from typing import Any
 
 import attrs
 
 from ..errors import InvalidArgument
+from ..oci import check_digest
 
 __all__ = [
     "DOCKER_HUB",
     "DOCKER_HUB_API",
     "DOCKER_LIBRARY",
-    "Platform",
     "Reference",
-    "check_digest",
-    "host_platform",
-    "is_digest",
     "name_candidates",
     "normalize_name",
     "parse_reference",
-    "platform_from_json",
-    "platform_satisfies",
-    "runs_here",
 ]
 
 DOCKER_HUB = "docker.io"
@@ -39,8 +31,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_LIBRARY = "docker.io/library/"
 """Prefix of Docker Hub's official images in fully qualified form."""
 
-_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]+)$")
 _REPO_RE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
@@ -123,84 +113,6 @@ def _split_tag(path: str) -> tuple[str, str]:
     if sep and "/" not in tag:
         return repo, tag
     return path, ""
-
-
-def is_digest(digest: str) -> bool:
-    """True for ``sha256:<64 hex>`` (or sha384/sha512 of the right length)."""
-    match = _DIGEST_RE.match(digest)
-    return match is not None and len(match.group(2)) == _DIGEST_LENGTHS[match.group(1)]
-
-
-def check_digest(digest: str, what: str) -> tuple[str, str]:
-    """(algorithm, hex) of a well-formed digest; InvalidArgument naming ``what`` otherwise."""
-    match = _DIGEST_RE.match(digest)
-    if not match or len(match.group(2)) != _DIGEST_LENGTHS[match.group(1)]:
-        raise InvalidArgument(f"invalid digest {digest!r} in {what}")
-    return match.group(1), match.group(2)
-
-
-# ----------------------------------------------------------------- platforms
-
-
-@attrs.frozen
-class Platform:
-    """An OCI platform: ``os``, ``architecture`` and optional ``variant``."""
-
-    os: str
-    architecture: str
-    variant: str = ""
-
-    def __str__(self) -> str:
-        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
-        return "/".join(parts)
-
-
-_ARCH = {
-    "x86_64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "aarch64": ("arm64", "v8"),
-    "arm64": ("arm64", "v8"),
-    "armv7l": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "i686": ("386", ""),
-    "i386": ("386", ""),
-    "ppc64le": ("ppc64le", ""),
-    "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""),
-}
-
-
-def host_platform() -> Platform:
-    """The platform of this machine, as the Go client's default matcher sees it."""
-    machine = platform.machine().lower()
-    arch, variant = _ARCH.get(machine, (machine, ""))
-    return Platform(os="linux", architecture=arch, variant=variant)
-
-
-def platform_satisfies(want: Platform, have: Platform) -> bool:
-    """Whether an image built for ``have`` runs where ``want`` is asked for (arm64 = v8)."""
-    if (want.os, want.architecture) != (have.os, have.architecture):
-        return False
-    if want.architecture == "arm64":
-        return have.variant in ("", "v8")
-    return not want.variant or have.variant in ("", want.variant)
-
-
-def platform_from_json(data: Mapping[str, Any]) -> Platform:
-    """A Platform from an OCI ``platform`` object (missing fields empty)."""
-    return Platform(
-        os=str(data.get("os", "")),
-        architecture=str(data.get("architecture", "")),
-        variant=str(data.get("variant", "")),
-    )
-
-
-def runs_here(desc: Mapping[str, Any]) -> bool:
-    """True when an index entry's platform (if it names one) runs on this host."""
-    plat = desc.get("platform")
-    if not isinstance(plat, Mapping):
-        return True
-    return platform_satisfies(host_platform(), platform_from_json(plat))
 
 
 def normalize_name(ref: str) -> str:

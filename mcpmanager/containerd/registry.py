@@ -33,43 +33,35 @@ import attrs
 
 from mcpmanager.errors import (
     DeadlineExceeded,
+    DigestMismatch,
     FailedPrecondition,
+    InvalidContent,
     MCPManagerError,
     NotFound,
     NotSupported,
+    RegistryAuthError,
     Unavailable,
 )
 
 from .._log import get_logger
-from .refs import (
-    DOCKER_HUB,
-    DOCKER_HUB_API,
-    Platform,
-    Reference,
+from ..oci import (
+    MEDIA_DOCKER_LIST,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_INDEX,
+    MEDIA_OCI_MANIFEST,
+    Descriptor,
     check_digest,
-    host_platform,
-    is_digest,
-    parse_reference,
-    platform_from_json,
-    platform_satisfies,
 )
+from .refs import DOCKER_HUB, DOCKER_HUB_API, Reference
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "INDEX_MEDIA_TYPES",
-    "MANIFEST_MEDIA_TYPES",
     "Credentials",
-    "Descriptor",
     "DigestMismatch",
     "InvalidContent",
-    "Platform",
-    "Reference",
     "RegistryAuthError",
     "RegistryClient",
-    "host_platform",
     "load_docker_credentials",
-    "parse_reference",
-    "select_manifest",
 ]
 
 log = get_logger("mcpmanager.containerd.pull")
@@ -77,12 +69,6 @@ log = get_logger("mcpmanager.containerd.pull")
 DEFAULT_TIMEOUT = 30.0
 """Seconds any single registry request may stay silent (connect or read)."""
 
-MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_MEDIA_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
-MANIFEST_MEDIA_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
 _ACCEPT = ", ".join([MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX])
 _ACCEPT_ALL = _ACCEPT + ", */*"
 
@@ -90,80 +76,6 @@ _MAX_MANIFEST = 8 << 20
 _CHUNK = 1 << 20
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
-
-
-class InvalidContent(MCPManagerError):
-    """A registry sent content that is malformed, oversized or not what was asked for.
-
-    Not an ``InvalidArgument``: the caller's input was fine, the remote side
-    (or something between) is at fault, and retrying may or may not help.
-    """
-
-
-class DigestMismatch(InvalidContent):
-    """Received bytes do not hash to the digest (or size) they were fetched by."""
-
-
-class RegistryAuthError(FailedPrecondition):
-    """The registry refused our credentials (HTTP 401/403).
-
-    A ``FailedPrecondition``: the request is valid but needs credentials (in
-    ``~/.docker/config.json``) that are missing or wrong; retrying will not help.
-    """
-
-
-# --------------------------------------------------------------- descriptors
-
-
-@attrs.frozen
-class Descriptor:
-    """An OCI content descriptor: what a blob is, its digest and its size in bytes."""
-
-    media_type: str
-    digest: str
-    size: int
-    platform: Platform | None = None
-    annotations: Mapping[str, str] = attrs.field(factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], what: str) -> Descriptor:
-        """Build from an OCI descriptor JSON object; :class:`InvalidContent` if malformed."""
-        try:
-            digest = str(data["digest"])
-            size = int(data["size"])
-            plat = data.get("platform")
-            return cls(
-                media_type=str(data.get("mediaType", "")),
-                digest=digest,
-                size=size,
-                platform=platform_from_json(plat) if isinstance(plat, Mapping) else None,
-                annotations=dict(data.get("annotations") or {}),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidContent(f"malformed descriptor in {what}: {exc}") from exc
-
-    def __attrs_post_init__(self) -> None:
-        if self.size < 0 or not is_digest(self.digest):
-            raise InvalidContent(f"bad descriptor: digest {self.digest!r}, size {self.size}")
-
-
-def select_manifest(
-    index: Mapping[str, Any], want: Platform | None = None, what: str = "index"
-) -> Descriptor:
-    """Pick the manifest for ``want`` (default: this host) from an image index.
-
-    Raises :class:`NotFound` naming the platforms on offer when none matches.
-    """
-    want = want or host_platform()
-    children = [Descriptor.from_json(m, what) for m in index.get("manifests") or []]
-    offered = [c for c in children if c.media_type in MANIFEST_MEDIA_TYPES or not c.media_type]
-    for child in offered:
-        if child.platform is not None and platform_satisfies(want, child.platform):
-            return child
-    if len(offered) == 1 and offered[0].platform is None:
-        return offered[0]
-    names = ", ".join(str(c.platform) for c in offered if c.platform) or "none"
-    raise NotFound(f"{what} has no manifest for platform {want} (offers: {names})")
 
 
 # -------------------------------------------------------------- credentials

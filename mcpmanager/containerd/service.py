@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Sequence
 from typing import BinaryIO
 
 from .. import errors, identifiers, taskfilter
 from .._log import get_logger
+from ..cni import Network
 from ..types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -24,7 +26,7 @@ from ..types import (
     TaskInfo,
     TaskStatus,
 )
-from . import containers, images, network, snapshots, tasks
+from . import containers, images, snapshots, tasks
 from ._conn import Connection
 from .api import snapshots_pb2
 from .importer import import_archive
@@ -84,6 +86,8 @@ class ContainerdService:
         self.plain_http_registries = tuple(plain_http_registries)
         self.cni_cache_dir = os.fspath(cni_cache_dir) if cni_cache_dir is not None else None
         self.cni_plugin_netns = cni_plugin_netns
+        self._networks: dict[tuple[str, str], Network] = {}
+        self._networks_lock = threading.Lock()
 
     @property
     def connection(self) -> Connection:
@@ -302,14 +306,7 @@ class ContainerdService:
         """
         cid = _check_id(req.container_id)
         pid = req.pid or self._task_pid(cid)
-        ip = network.attach(
-            cid,
-            pid,
-            req.cni_bin_dir,
-            req.cni_conf_dir,
-            self.cni_cache_dir,
-            plugin_netns=self.cni_plugin_netns,
-        )
+        ip = self._network(cid, req).setup_task(cid, pid)
         return NetworkResult(ip=ip)
 
     def remove_network(self, req: NetworkSetupRequest) -> None:
@@ -325,14 +322,25 @@ class ContainerdService:
                 pid = self._task_pid(cid)
             except (errors.FailedPrecondition, errors.NotFound):
                 pid = 0
-        network.detach(
-            cid,
-            pid,
-            req.cni_bin_dir,
-            req.cni_conf_dir,
-            self.cni_cache_dir,
-            plugin_netns=self.cni_plugin_netns,
-        )
+        self._network(cid, req).remove_task(cid, pid)
+
+    def _network(self, cid: str, req: NetworkSetupRequest) -> Network:
+        """The network of the request's (bin dir, conf dir), loaded on first use only."""
+        key = (req.cni_bin_dir, req.cni_conf_dir)
+        with self._networks_lock:
+            found = self._networks.get(key)
+            if found is None:
+                try:
+                    found = Network(
+                        req.cni_bin_dir,
+                        req.cni_conf_dir,
+                        self.cni_cache_dir,
+                        plugin_netns=self.cni_plugin_netns,
+                    )
+                except errors.MCPManagerError as exc:
+                    raise exc.with_context(f"container {cid} network") from None
+                self._networks[key] = found
+            return found
 
     def _task_pid(self, cid: str) -> int:
         """The pid of the container's live task; FailedPrecondition when it has none."""

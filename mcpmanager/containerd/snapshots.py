@@ -10,7 +10,7 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from .. import errors
 from ..types import MountInfo, SnapshotInfo
 from ._conn import Connection
-from .api import mount_pb2, snapshots_pb2, snapshots_pb2_grpc
+from .api import mount_pb2, snapshots_pb2
 
 __all__ = [
     "GC_ROOT_LABEL",
@@ -36,7 +36,6 @@ def gc_root_labels() -> dict[str, str]:
     return {GC_ROOT_LABEL: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-_Stub = snapshots_pb2_grpc.SnapshotsStub
 _KINDS = {
     snapshots_pb2.VIEW: "view",
     snapshots_pb2.ACTIVE: "active",
@@ -72,7 +71,7 @@ def prepare(
         snapshotter=snapshotter, key=key, parent=parent, labels=dict(labels or {})
     )
     resp = conn.unary(
-        _Stub, "Prepare", req, what=f"prepare {_where(snapshotter, key)}", idempotent=False
+        conn.snapshots.Prepare, req, what=f"prepare {_where(snapshotter, key)}", idempotent=False
     )
     return list(resp.mounts)
 
@@ -89,8 +88,7 @@ def commit(
         snapshotter=snapshotter, name=name, key=key, labels=dict(labels or {})
     )
     conn.unary(
-        _Stub,
-        "Commit",
+        conn.snapshots.Commit,
         req,
         what=f"commit {_where(snapshotter, key)} as {name!r}",
         idempotent=False,
@@ -102,7 +100,7 @@ def stat(conn: Connection, snapshotter: str, key: str) -> snapshots_pb2.Info:
     """Return the info of snapshot ``key``; NotFound when it does not exist."""
     req = snapshots_pb2.StatSnapshotRequest(snapshotter=snapshotter, key=key)
     info: snapshots_pb2.Info = conn.unary(
-        _Stub, "Stat", req, what=f"stat {_where(snapshotter, key)}"
+        conn.snapshots.Stat, req, what=f"stat {_where(snapshotter, key)}"
     ).info
     return info
 
@@ -114,7 +112,7 @@ def set_labels(conn: Connection, snapshotter: str, key: str, labels: Mapping[str
         info=snapshots_pb2.Info(name=key, labels=dict(labels)),
         update_mask=field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in labels]),
     )
-    conn.unary(_Stub, "Update", req, what=f"label {_where(snapshotter, key)}")
+    conn.unary(conn.snapshots.Update, req, what=f"label {_where(snapshotter, key)}")
 
 
 def exists(conn: Connection, snapshotter: str, key: str) -> bool:
@@ -130,8 +128,7 @@ def remove(conn: Connection, snapshotter: str, key: str) -> None:
     """Remove snapshot ``key``."""
     req = snapshots_pb2.RemoveSnapshotRequest(snapshotter=snapshotter, key=key)
     conn.unary(
-        _Stub,
-        "Remove",
+        conn.snapshots.Remove,
         req,
         what=f"remove {_where(snapshotter, key)}",
         timeout=120.0,
@@ -143,7 +140,7 @@ def mounts(conn: Connection, snapshotter: str, key: str) -> list[mount_pb2.Mount
     """Return the mounts that show snapshot ``key``."""
     req = snapshots_pb2.MountsRequest(snapshotter=snapshotter, key=key)
     return list(
-        conn.unary(_Stub, "Mounts", req, what=f"mounts of {_where(snapshotter, key)}").mounts
+        conn.unary(conn.snapshots.Mounts, req, what=f"mounts of {_where(snapshotter, key)}").mounts
     )
 
 
@@ -151,7 +148,7 @@ def list_snapshots(conn: Connection, snapshotter: str) -> list[SnapshotInfo]:
     """Return every snapshot of ``snapshotter``."""
     req = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter)
     out: list[SnapshotInfo] = []
-    for resp in conn.collect(_Stub, "List", req, what=f"list snapshots of {snapshotter}"):
+    for resp in conn.collect(conn.snapshots.List, req, what=f"list snapshots of {snapshotter}"):
         for info in resp.info:
             out.append(
                 SnapshotInfo(

@@ -9,14 +9,13 @@ from .. import errors
 from .._log import get_logger
 from ..types import StopTaskOptions, TaskInfo, TaskStatus
 from ._conn import Connection
-from .api import containers_pb2, task_pb2, tasks_pb2, tasks_pb2_grpc
+from .api import containers_pb2, task_pb2, tasks_pb2
 from .snapshots import mounts
 
 __all__ = ["delete_task", "get_task", "list_tasks", "start_task", "stop_task", "to_task_info"]
 
 log = get_logger("mcpmanager.containerd")
 
-_Stub = tasks_pb2_grpc.TasksStub
 _STATUS = {
     task_pb2.CREATED: TaskStatus.CREATED,
     task_pb2.RUNNING: TaskStatus.RUNNING,
@@ -42,8 +41,7 @@ def to_task_info(p: task_pb2.Process, container_id: str = "") -> TaskInfo:
 def get_task(conn: Connection, container_id: str) -> TaskInfo:
     """Return the task of ``container_id``; NotFound if it has none."""
     resp = conn.unary(
-        _Stub,
-        "Get",
+        conn.tasks.Get,
         tasks_pb2.GetRequest(container_id=container_id),
         what=f"get task of container {container_id}",
     )
@@ -52,7 +50,7 @@ def get_task(conn: Connection, container_id: str) -> TaskInfo:
 
 def list_tasks(conn: Connection, filter: str = "") -> list[TaskInfo]:
     """Return every task of the namespace matching ``filter``."""
-    resp = conn.unary(_Stub, "List", tasks_pb2.ListTasksRequest(filter=filter), what="list tasks")
+    resp = conn.unary(conn.tasks.List, tasks_pb2.ListTasksRequest(filter=filter), what="list tasks")
     return [to_task_info(p) for p in resp.tasks]
 
 
@@ -75,11 +73,10 @@ def start_task(conn: Connection, record: containers_pb2.Container) -> None:
     if existing is None:
         rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
         req = tasks_pb2.CreateTaskRequest(container_id=cid, rootfs=rootfs)
-        conn.unary(_Stub, "Create", req, what=f"create task of container {cid}", idempotent=False)
+        conn.unary(conn.tasks.Create, req, what=f"create task of container {cid}", idempotent=False)
     try:
         conn.unary(
-            _Stub,
-            "Start",
+            conn.tasks.Start,
             tasks_pb2.StartRequest(container_id=cid),
             what=f"start task of container {cid}",
             idempotent=False,
@@ -94,8 +91,7 @@ def _kill(conn: Connection, cid: str, sig: int) -> bool:
     """Send ``sig`` to the task; False when there is no process left to signal."""
     try:
         conn.unary(
-            _Stub,
-            "Kill",
+            conn.tasks.Kill,
             tasks_pb2.KillRequest(container_id=cid, signal=sig),
             what=f"signal {sig} to task of container {cid}",
             idempotent=False,
@@ -107,8 +103,7 @@ def _kill(conn: Connection, cid: str, sig: int) -> bool:
 
 def _wait(conn: Connection, cid: str, timeout: float) -> None:
     conn.unary(
-        _Stub,
-        "Wait",
+        conn.tasks.Wait,
         tasks_pb2.WaitRequest(container_id=cid),
         what=f"wait for task of container {cid}",
         timeout=max(timeout, 0.001),
@@ -143,8 +138,7 @@ def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> None:
 
 def _delete(conn: Connection, cid: str) -> None:
     conn.unary(
-        _Stub,
-        "Delete",
+        conn.tasks.Delete,
         tasks_pb2.DeleteTaskRequest(container_id=cid),
         what=f"delete task of container {cid}",
         idempotent=False,

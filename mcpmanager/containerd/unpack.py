@@ -18,7 +18,7 @@ from .. import errors
 from .._log import get_logger
 from . import snapshots
 from ._conn import Connection
-from .api import descriptor_pb2, diff_pb2, diff_pb2_grpc
+from .api import descriptor_pb2, diff_pb2
 from .content import set_blob_labels
 from .images import chain_ids
 
@@ -113,8 +113,7 @@ def _apply(conn: Connection, layer: Mapping[str, Any], mounts: list[Any]) -> str
         size=int(layer.get("size", 0)),
     )
     resp = conn.unary(
-        diff_pb2_grpc.DiffStub,
-        "Apply",
+        conn.diff.Apply,
         diff_pb2.ApplyRequest(diff=desc, mounts=mounts),
         what=f"apply layer {layer['digest']}",
         timeout=APPLY_TIMEOUT,

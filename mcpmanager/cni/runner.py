@@ -19,20 +19,20 @@ import attrs
 
 from .. import errors
 from .._log import get_logger
-from .cni_cache import CachedResult, ResultCache
-from .cni_config import (
+from .cache import CachedResult, ResultCache
+from .config import (
     NetworkConfigList,
     find_plugin,
     load_network_config,
     split_bin_dirs,
     version_tuple,
 )
-from .cni_errors import CNIError
-from .cni_exec import PluginCall, pairs, run_plugin
+from .errors import CNIError
+from .exec import PluginCall, pairs, run_plugin
 
 __all__ = ["DEFAULT_IFNAME", "DEFAULT_TIMEOUT", "CNIRunner"]
 
-log = get_logger("mcpmanager.containerd.cni")
+log = get_logger("mcpmanager.cni")
 
 DEFAULT_IFNAME = "eth0"
 DEFAULT_TIMEOUT = 30.0

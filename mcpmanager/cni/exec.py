@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from .. import errors
-from .cni_errors import CNIError, CNITimeout, cni_error
+from .errors import CNIError, CNITimeout, cni_error
 
 __all__ = ["PluginCall", "pairs", "run_plugin"]
 

@@ -11,18 +11,16 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from typing import Any
 
 import attrs
 
 from .. import errors
-from .._log import get_logger
-from .cni_exec import pairs
+from .._atomic import atomic_write
+from .exec import pairs
 
 __all__ = ["CACHE_KIND", "DEFAULT_CACHE_DIR", "CachedResult", "ResultCache"]
 
-log = get_logger("mcpmanager.containerd.cni")
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 CACHE_KIND = "cniCacheV1"
@@ -75,15 +73,7 @@ class ResultCache:
         path = self.path(entry.network_name, entry.container_id, entry.ifname)
         data = json.dumps(_encode(entry), separators=(",", ":")).encode()
         try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                _remove_quietly(tmp)
-                raise
+            atomic_write(path, lambda f: f.write(data), dir_mode=0o700)
         except OSError as e:
             raise errors.FailedPrecondition(f"cannot write CNI cache {path}: {e.strerror}") from e
 
@@ -136,10 +126,3 @@ def _decode(data: bytes, path: str) -> CachedResult:
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise errors.FailedPrecondition(f"corrupt CNI cache {path}: {e}") from None
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        log.debug("could not remove temp file %s", path)
