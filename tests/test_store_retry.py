@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mcpmanager.errors import AlreadyExists, InvalidArgument, NotFound
+from mcpmanager.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mcpmanager.store import VersionRecord, VersionStore
 from mcpmanager.store.migrations import MIGRATIONS, bootstrap
 from tests.test_store import CID, PG, Spec, make_spec, open_store, record, run_processes
@@ -215,3 +215,14 @@ def test_upgrading_a_version_1_database_keeps_every_version(shared_spec: Spec) -
         assert record(store, "s3").version == 4
         store.migrate()
         assert [v.version for v in store.list_versions(CID)] == [1, 2, 3, 4]
+
+
+def test_a_version_1_database_not_yet_migrated_says_so(shared_spec: Spec) -> None:
+    _make_legacy_database(shared_spec)
+    with open_store(shared_spec, migrate=False) as store:
+        with pytest.raises(
+            FailedPrecondition, match=r"list versions of container 'mcp-bot1'.*migrate"
+        ):
+            store.list_versions(CID)
+        store.migrate()
+        assert [v.version for v in store.list_versions(CID)] == [1, 2, 3]
