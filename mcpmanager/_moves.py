@@ -299,8 +299,12 @@ class Moves:
         if not intent.commit_name and intent.old_key != intent.new_key:
             self._rt.remove_snapshot(intent.bot_id, intent.snapshotter, intent.old_key)
 
-    def _record(self, intent: Intent, *, retry: bool = False) -> VersionRecord | None:
-        """Write the store rows and event of a finished move (once, even when retried)."""
+    def _record(self, intent: Intent) -> VersionRecord | None:
+        """Write the store rows and event of a finished move.
+
+        ``record_snapshot`` is idempotent on the runtime snapshot name, so a
+        move finished again after a fault gets the number it was first given.
+        """
         store = self.store
         if store is None or (intent.record is None and intent.event is None):
             return None
@@ -310,21 +314,11 @@ class Moves:
                 intent.container_id, str(intent.event["type"]), dict(intent.event["payload"])
             )
             return None
-        rec = self._recorded(store, intent) if retry else None
-        if rec is None:
-            rec = store.record_snapshot(
-                intent.container_id, snapshotter=intent.snapshotter, **intent.record
-            )
+        rec = store.record_snapshot(
+            intent.container_id, snapshotter=intent.snapshotter, **intent.record
+        )
         store.add_event(intent.container_id, *_event_of(intent, rec))
         return rec
-
-    @staticmethod
-    def _recorded(store: VersionStore, intent: Intent) -> VersionRecord | None:
-        """The version a retried record already wrote, so a retry adds no second one."""
-        assert intent.record is not None
-        name = intent.record["runtime_snapshot_name"]
-        versions = store.list_versions(intent.container_id)
-        return next((v for v in versions if v.runtime_snapshot_name == name), None)
 
     # -- repair --------------------------------------------------------------------
 
@@ -392,6 +386,6 @@ class Moves:
         rec = None
         if target == intent.new_key:
             self._drop_abandoned(intent)
-            rec = self._record(intent, retry=True)
+            rec = self._record(intent)
         self._journal.remove(intent.bot_id)
         return ReconcileResult(intent.bot_id, action, target), rec

@@ -80,3 +80,33 @@ def test_memory_stores_are_separate() -> None:
         a.upsert_container(CID, "bot1", "img", "overlayfs")
         a.record_snapshot(CID, "s1", snapshotter="overlayfs")
         assert b.list_versions(CID) == []
+
+
+def test_a_snapshot_row_without_a_version_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.upsert_container(CID, "bot1", "img", "overlayfs")
+        conn = sqlite3.connect(path)
+        try:
+            with conn:
+                conn.execute(
+                    "INSERT INTO snapshots (id, container_id, runtime_snapshot_name, display_name,"
+                    " parent_runtime_snapshot_name, snapshotter, source, created_at)"
+                    " VALUES ('x', ?, 's1', 'stale', '', 'native', 'manual',"
+                    " '2026-01-01T00:00:00.000000+00:00')",
+                    (CID,),
+                )
+        finally:
+            conn.close()
+        rec = store.record_snapshot(CID, "s1", display_name="fresh", snapshotter="overlayfs")
+        assert (rec.version, rec.display_name) == (1, "fresh")
+        (snap,) = store.list_snapshots(CID)
+        assert (snap.id, snap.version, snap.display_name, snap.snapshotter) == (
+            "x",
+            1,
+            "fresh",
+            "overlayfs",
+        )
+        assert (
+            store.record_snapshot(CID, "s1", display_name="fresh", snapshotter="overlayfs") == rec
+        )

@@ -2,7 +2,9 @@
 
 ``SQLiteStore`` is the embedded default; ``PostgresStore`` shares a PostgreSQL
 database with the host application, its tables kept in their own schema. Both
-implement the ``VersionStore`` protocol the Manager uses.
+implement the ``VersionStore`` protocol the Manager uses, through one shared
+implementation (``_core.SQLStore`` on a per-engine ``Dialect``). psycopg is
+imported only when a ``PostgresStore`` is made, so SQLite users need no libpq.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Build store records from result rows; both backends select columns in the same order."""
+"""Build store records from the result rows of the shared statements in ``_sql``."""
 
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ def container(row: Row, when: ToTime) -> ContainerRecord:
     )
 
 
-def version(row: Row, when: ToTime) -> VersionRecord:
-    """(id, container_id, version, runtime_snapshot_name, display_name, source, created_at)."""
+def version(row: Row, container_id: str, when: ToTime) -> VersionRecord:
+    """(id, version, runtime name, display name, source, created_at) of ``container_id``."""
     return VersionRecord(
         id=str(row[0]),
-        container_id=row[1],
-        version=int(row[2]),
-        runtime_snapshot_name=row[3],
-        display_name=row[4],
-        source=row[5],
-        created_at=when(row[6]),
+        container_id=container_id,
+        version=int(row[1]),
+        runtime_snapshot_name=row[2],
+        display_name=row[3],
+        source=row[4],
+        created_at=when(row[5]),
     )
 
 

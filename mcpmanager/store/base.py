@@ -125,10 +125,20 @@ class VersionStore(Protocol):
         snapshotter: str,
         source: str = "manual",
     ) -> VersionRecord:
-        """Upsert a snapshot row and give it the container's next version number, atomically.
+        """Record a committed runtime snapshot as the container's next version, once.
 
-        ``NotFound`` if the container is not registered (see ``upsert_container``).
+        Atomic and idempotent on (container, runtime snapshot name): repeating
+        the call with the same name and details returns the first call's
+        record and writes nothing, even from racing threads or processes.
+        The same name with other details is ``AlreadyExists``; ``NotFound`` if
+        the container is not registered (see ``upsert_container``).
         """
+        ...
+
+    def find_version_by_snapshot(
+        self, container_id: str, runtime_snapshot_name: str
+    ) -> VersionRecord | None:
+        """The version recorded for a runtime snapshot (the newest if several), or None."""
         ...
 
     def list_versions(self, container_id: str) -> list[VersionRecord]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["MIGRATIONS", "POSTGRES_BOOTSTRAP", "SQLITE_BOOTSTRAP", "Migration"]
+__all__ = ["MIGRATIONS", "POSTGRES_BOOTSTRAP", "SQLITE_BOOTSTRAP", "Migration", "bootstrap"]
 
 
 @attrs.frozen
@@ -28,6 +28,10 @@ class Migration:
     name: str
     postgres: tuple[str, ...]
     sqlite: tuple[str, ...]
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        """The statements for ``dialect`` (``postgres`` or ``sqlite``)."""
+        return self.postgres if dialect == "postgres" else self.sqlite
 
 
 POSTGRES_BOOTSTRAP = """
@@ -43,6 +47,12 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   name TEXT NOT NULL,
   applied_at TEXT NOT NULL
 )"""
+
+
+def bootstrap(dialect: str) -> str:
+    """The statement creating ``schema_migrations`` for ``dialect``, if it is missing."""
+    return POSTGRES_BOOTSTRAP if dialect == "postgres" else SQLITE_BOOTSTRAP
+
 
 _PG_INIT = (
     """
@@ -169,6 +179,51 @@ CREATE TABLE lifecycle_events (
     "CREATE INDEX idx_lifecycle_events_event_type ON lifecycle_events (event_type)",
 )
 
+# 2: each version row carries its snapshot's runtime name, display name and
+# source, so list_versions reads one table in (container_id, version) order with
+# no join; the index finds the version of a runtime name (record_snapshot's
+# retry check). Snapshot rows no longer change once recorded, so the copies
+# stay true. Not unique: databases from before 2 may hold several versions of
+# one snapshot (re-recording a name used to number it again).
+_PG_VERSION_NAMES = (
+    """
+ALTER TABLE {schema}.container_versions
+  ADD COLUMN runtime_snapshot_name TEXT,
+  ADD COLUMN display_name TEXT NOT NULL DEFAULT '',
+  ADD COLUMN source TEXT NOT NULL DEFAULT ''""",
+    """
+UPDATE {schema}.container_versions cv
+SET runtime_snapshot_name = s.runtime_snapshot_name,
+    display_name = COALESCE(s.display_name, ''),
+    source = s.source
+FROM {schema}.snapshots s
+WHERE s.id = cv.snapshot_id""",
+    """ALTER TABLE {schema}.container_versions
+  ALTER COLUMN runtime_snapshot_name SET NOT NULL""",
+    """CREATE INDEX idx_container_versions_container_runtime_name
+  ON {schema}.container_versions (container_id, runtime_snapshot_name)""",
+)
+
+_SQLITE_VERSION_NAMES = (
+    "ALTER TABLE container_versions ADD COLUMN runtime_snapshot_name TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE container_versions ADD COLUMN display_name TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE container_versions ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+    """
+UPDATE container_versions
+SET (runtime_snapshot_name, display_name, source) = (
+  SELECT s.runtime_snapshot_name, COALESCE(s.display_name, ''), s.source
+  FROM snapshots s WHERE s.id = container_versions.snapshot_id
+)""",
+    """CREATE INDEX idx_container_versions_container_runtime_name
+  ON container_versions (container_id, runtime_snapshot_name)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, name="init", postgres=_PG_INIT, sqlite=_SQLITE_INIT),
+    Migration(
+        version=2,
+        name="version_snapshot_names",
+        postgres=_PG_VERSION_NAMES,
+        sqlite=_SQLITE_VERSION_NAMES,
+    ),
 )
