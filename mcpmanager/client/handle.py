@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .client import Client
 
-if TYPE_CHECKING:
-    from .pool import Pool
+__all__ = ["BotClient", "Connections"]
 
-__all__ = ["BotClient"]
+
+class Connections(Protocol):
+    """Where a :class:`BotClient` gets the bot's current client (a :class:`Pool`)."""
+
+    @property
+    def closed(self) -> bool:
+        """True once no more connections are handed out."""
+        ...
+
+    def connection(self, bot_id: str) -> Client:
+        """The bot's current client, for one call."""
+        ...
 
 
 class BotClient(Client):
@@ -25,7 +35,7 @@ class BotClient(Client):
     """
 
     # Client.__init__ is not called on purpose: a BotClient owns no channel.
-    def __init__(self, pool: Pool, bot_id: str) -> None:
+    def __init__(self, pool: Connections, bot_id: str) -> None:
         self._pool = pool
         self._bot_id = bot_id
         self._target = ""
