@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import secrets
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -60,7 +61,10 @@ def _replace_data(root: Path) -> Path:
     if data.is_symlink() or data.is_file():
         data.unlink()
     elif data.is_dir():
-        os.rename(data, root / f"data.old-{secrets.token_hex(4)}")  # as `mv data data.old`
+        try:  # as `mv data data.old`
+            os.rename(data, root / f"data.old-{secrets.token_hex(4)}")
+        except OSError:  # overlayfs without redirect_dir: EXDEV for a lower dir, so `rm -r`
+            shutil.rmtree(data)
     return data
 
 
