@@ -199,8 +199,9 @@ def remove_all(dir_fd: int, name: str) -> None:
     """Remove the entry ``name`` of ``dir_fd`` and, if it is a directory, all beneath it.
 
     A symlink is removed as a link; nothing outside ``dir_fd`` is touched.
-    Directories are reopened by path from ``dir_fd`` (no fd is held per
-    level), so depth is bounded only by PATH_MAX.
+    One fd is held at a time: the walk goes down by name with ``O_NOFOLLOW``
+    and back up through ``..``, checked to be the directory it came from, so
+    neither depth nor the fd limit bounds it.
     """
     try:
         os.unlink(name, dir_fd=dir_fd)
@@ -210,18 +211,44 @@ def remove_all(dir_fd: int, name: str) -> None:
     except PermissionError:  # EPERM: some systems refuse unlink(2) on a directory this way
         if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
             raise
-    pending = [name]
-    while pending:
-        rel = pending[-1]
-        with opened_dir(dir_fd, rel) as fd:
-            subdirs = _clear_files(fd)
-        if subdirs:
-            pending.extend(f"{rel}/{sub}" for sub in subdirs)
-            continue
-        parent, _, base = rel.rpartition("/")
-        with opened_dir(dir_fd, parent) as parent_fd:
-            os.rmdir(base, dir_fd=parent_fd)
-        pending.pop()
+    # Each level: (identity of the parent, this directory's name, subdirs left to remove).
+    levels: list[tuple[tuple[int, int], str, list[str]]] = []
+    parent, fd, entry = _identity(dir_fd), os.open(name, DIR_FLAGS, dir_fd=dir_fd), name
+    try:
+        while True:
+            levels.append((parent, entry, _clear_files(fd)))
+            while levels and not levels[-1][2]:
+                expected, done, _ = levels.pop()
+                below, fd = fd, -1
+                fd = _up(below, expected)
+                os.rmdir(done, dir_fd=fd)
+            if not levels:
+                return
+            entry = levels[-1][2].pop()
+            parent = _identity(fd)
+            child = os.open(entry, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _up(fd: int, expected: tuple[int, int]) -> int:
+    """The parent of ``fd`` (which is closed), if it is still the directory we came from."""
+    try:
+        up = os.open("..", DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if _identity(up) != expected:
+        os.close(up)
+        raise OSError(errno.EXDEV, "a directory moved while it was being removed")
+    return up
 
 
 def _clear_files(fd: int) -> list[str]:

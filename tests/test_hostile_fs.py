@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mcpmanager import FakeContainerService, Manager, data, errors
+from mcpmanager import FakeContainerService, Manager, _beneath, data, errors
 from mcpmanager.types import TaskStatus
 from tests.hostile import (
     DATA_DEVICE,
@@ -42,8 +42,11 @@ def running(fake: FakeContainerService, bot: str = BOT) -> bool:
         return False
 
 
-@pytest.fixture
-def host(tmp_path: Path) -> Host:
+@pytest.fixture(params=["openat2", "per-component"])
+def host(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Host:
+    """The sentinels, with paths resolved by openat2 or (as on older kernels) per component."""
+    if request.param == "per-component":
+        monkeypatch.setattr(_beneath._openat2, "available", False)
     return Host(tmp_path)
 
 
@@ -236,3 +239,42 @@ def test_legacy_dir_links_pointing_out_are_not_followed(
     assert sorted(p.name for p in d.iterdir()) == ["notes.txt", "sub"]
     assert list((d / "sub").iterdir()) == []
     assert Path(str(old) + data.MIGRATED_SUFFIX).is_dir()
+
+
+# -- the primitives themselves ------------------------------------------------------
+
+
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "per-component"])
+def test_open_beneath_never_follows_or_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openat2: bool
+) -> None:
+    if not openat2:
+        monkeypatch.setattr(_beneath._openat2, "available", False)
+    (tmp_path / "root" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "root" / "a" / "link").symlink_to(tmp_path)
+    (tmp_path / "root" / "a" / "rel").symlink_to("b")
+    with _beneath.opened_path(str(tmp_path / "root")) as root:
+        with _beneath.opened_dir(root, "a/b") as fd:
+            assert os.fstat(fd).st_ino == os.stat(tmp_path / "root" / "a" / "b").st_ino
+        for path in ("a/link", "a/link/root", "a/rel", "a/rel/", "../root", "/etc", "a/../a"):
+            with pytest.raises(OSError, match=r"Errno (20|40|18)"):  # ENOTDIR/ELOOP/EXDEV
+                os.close(_beneath.open_dir(root, path))
+        with pytest.raises(OSError, match="Errno 40"):
+            os.close(_beneath.open_beneath(root, "a/rel", os.O_RDONLY))
+
+
+def test_remove_all_removes_links_not_targets_and_deep_trees(host: Host, tmp_path: Path) -> None:
+    top = tmp_path / "victim"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(1500):  # deeper than Python's recursion limit
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    os.symlink(host.dir, "out", dir_fd=fd)
+    os.close(fd)
+    (top / "etc").symlink_to(host.etc)
+    with _beneath.opened_path(str(tmp_path)) as fd:
+        _beneath.remove_all(fd, "victim")
+    assert not top.exists()
+    host.assert_untouched()
