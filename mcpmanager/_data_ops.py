@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO
 
 from . import archive, data, errors, naming
+from ._atomic import atomic_write
 from ._runtime import Runtime
 from .types import MountInfo
 
@@ -75,7 +76,7 @@ class DataOps:
         path = data.backup_path(self._data_root, bot_id)
         write, halt = self._exporter(bot_id)
         with self._halted(bot_id, halt, f"preserve /data to {path}", resume=resume):
-            size = data.atomic_write(path, write)
+            size = atomic_write(path, write)
             self._rt.log(bot_id).info("preserved /data in %s (%d bytes)", path, size)
 
     def preserve_for_delete(self, bot_id: str) -> None:

@@ -21,9 +21,9 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from . import errors, naming
+from ._atomic import atomic_write
 from ._runtime import Runtime
 from ._worker import run_to_completion
-from .data import atomic_write
 from .types import ContainerInfo, StopTaskOptions
 from .versions import (
     SOURCE_PRE_EXEC,

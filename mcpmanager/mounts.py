@@ -14,7 +14,7 @@ from . import errors
 from ._log import get_logger
 from .types import MountInfo
 
-__all__ = ["mounted"]
+__all__ = ["mounted", "mounted_root"]
 
 log = get_logger("mcpmanager.mounts")
 
@@ -130,3 +130,19 @@ def mounted(mounts: Sequence[MountInfo], *, readonly: bool = False) -> Iterator[
             _unmount(libc, target)
         with contextlib.suppress(OSError):
             os.rmdir(target)
+
+
+@contextlib.contextmanager
+def mounted_root(mounts: Sequence[MountInfo], *, readonly: bool = False) -> Iterator[int]:
+    """:func:`mounted`, yielding a directory fd of the snapshot's root instead of a path.
+
+    The mount point is ours (a fresh temporary directory, or the snapshot's
+    own directory), so opening it by path is safe; what lies beneath it is
+    the bot's, and callers walk it through this fd only.
+    """
+    with mounted(mounts, readonly=readonly) as root:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield fd
+        finally:
+            os.close(fd)

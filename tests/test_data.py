@@ -115,10 +115,10 @@ def test_import_failure_midway_keeps_old_data_and_restarts(
     manager.start("b")
     d = seed(fake, "b")
 
-    def broken_merge(staged: str, dest: str) -> None:
+    def broken_merge(staged_fd: int, dest_fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(archive, "merge_tree", broken_merge)
+    monkeypatch.setattr(archive, "merge_tree_at", broken_merge)
     with pytest.raises(errors.MCPManagerError, match="No space left"):
         manager.import_data("b", make_tgz(lambda t: add_file(t, "notes/a.txt", b"new")))
     assert (d / "notes" / "a.txt").read_text() == "alpha"
@@ -217,7 +217,7 @@ def test_delete_with_failing_write_leaves_no_partial_file(
         dest.write(b"partial")  # type: ignore[attr-defined]
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(archive, "write_tree", disk_full)
+    monkeypatch.setattr(archive, "write_tree_at", disk_full)
     with pytest.raises(errors.DataLossPrevented, match="No space left"):
         manager.delete("b", preserve_data=True)
     assert sorted(p.name for p in backups.iterdir()) == ["b.tar.gz"]
