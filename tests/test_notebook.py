@@ -122,6 +122,7 @@ def _check_html(nb: Any, tmp_path: Path) -> None:
         unavailable("nbconvert is not installed (pip install -e '.[dev]')")
     body, _ = HTMLExporter().from_notebook_node(nb)
     (tmp_path / "explore.html").write_text(body)
-    assert "<table" in body and "alice" in body
+    assert "<table" in body
+    assert "alice" in body
     for marker in ('data-mime-type="application/vnd.jupyter.stderr"', "Traceback"):
         assert marker not in body, f"the rendered notebook shows {marker!r}"
