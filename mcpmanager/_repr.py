@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import html
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "manager_text",
     "named",
     "short",
+    "short_digest",
     "short_time",
     "snapshot_data_html",
     "versions_html",
@@ -44,6 +46,23 @@ MAX_TEXT = 80
 """Characters of a string shown in a text repr before ``…``."""
 MAX_ROWS = 200
 """Rows of an HTML table shown before a closing ``… N more`` row."""
+
+
+_DIGEST = re.compile(r"(?P<algo>sha256|sha384|sha512):(?P<hex>[0-9a-f]{16,})")
+DIGEST_HEX_SHOWN = 8
+"""Hex digits of a digest shown in a table cell (``sha256:0123abcd…``); the rest is a tooltip."""
+
+_TABLE_STYLE = "border-collapse:collapse;max-width:100%"
+_CELL_STYLE = "text-align:left;vertical-align:top;white-space:normal;overflow-wrap:anywhere"
+"""Inline, so tables wrap long names instead of overflowing, whatever the page's CSS."""
+
+
+def short_digest(value: str) -> str:
+    """``sha256:<64 hex>`` cut to ``sha256:0123abcd…``; any other text is returned as it is."""
+    match = _DIGEST.fullmatch(value)
+    if match is None:
+        return value
+    return f"{match['algo']}:{match['hex'][:DIGEST_HEX_SHOWN]}…"
 
 
 def short_time(value: datetime | None) -> str:
@@ -126,24 +145,34 @@ def html_table(
     *,
     limit: int = MAX_ROWS,
 ) -> str:
-    """An HTML ``<table>``; every header and cell is escaped. Over ``limit`` rows are cut."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    """An HTML ``<table>``; every header and cell is escaped. Over ``limit`` rows are cut.
+
+    Cells wrap rather than widen the table; a digest cell shows its first
+    hex digits and keeps the full value as the cell's tooltip.
+    """
+    head = "".join(f'<th style="{_CELL_STYLE}">{html.escape(c)}</th>' for c in columns)
     body: list[str] = []
     extra = 0
     for row in rows:
         if len(body) >= limit:
             extra += 1
             continue
-        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
+        cells = "".join(_td(_cell(v)) for v in row)
         body.append(f"<tr>{cells}</tr>")
     if extra:
         body.append(f'<tr><td colspan="{len(columns)}">… {extra} more</td></tr>')
     return (
-        '<table class="mcpmanager">'
+        f'<table class="mcpmanager" style="{_TABLE_STYLE}">'
         f"<thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody>"
         "</table>"
     )
+
+
+def _td(text: str) -> str:
+    shown = short_digest(text)
+    title = f' title="{html.escape(text)}"' if shown != text else ""
+    return f'<td style="{_CELL_STYLE}"{title}>{html.escape(shown)}</td>'
 
 
 def guarded(render: Callable[[], str], what: object, *, as_html: bool = False) -> str:
@@ -206,6 +235,16 @@ class ManagerView(NamedTuple):
     closed: bool
     rows: list[tuple[str, str, str, str]]
 
+    def shown_rows(self) -> list[tuple[str, str, str, str]]:
+        """The rows to display: once closed, no bot is shown as running or with an IP.
+
+        A closed Manager tracks nothing any more, so each status becomes what it
+        last saw (``was running``) and the cached IPs, dropped by ``close()``, go.
+        """
+        if not self.closed:
+            return self.rows
+        return [(bot, cid, f"was {status}", "") for bot, cid, status, _ in self.rows]
+
 
 MAX_BOTS_IN_TEXT = 8
 """Bots listed in a Manager's one-line text repr before ``… +N more``."""
@@ -215,7 +254,7 @@ def manager_text(view: ManagerView) -> str:
     """One line: backend, image, store, and each bot as ``bot (container, status, ip)``."""
     bots = [
         f"{bot} ({cid}, {status}{', ' + ip if ip else ''})"
-        for bot, cid, status, ip in view.rows[:MAX_BOTS_IN_TEXT]
+        for bot, cid, status, ip in view.shown_rows()[:MAX_BOTS_IN_TEXT]
     ]
     listed = ", ".join(bots) + _more(len(bots), len(view.rows)) if bots else "none known"
     closed = " closed" if view.closed else ""
@@ -234,8 +273,11 @@ def manager_html(view: ManagerView) -> str:
         f" · store {e(view.store)} · {len(view.rows)} bot{'s' if len(view.rows) != 1 else ''}"
         " known</p>"
     )
-    table = html_table(("bot", "container", "status", "IP"), view.rows)
-    note = "<p><small>Status as this Manager last saw it; no backend calls.</small></p>"
+    table = html_table(("bot", "container", "status", "IP"), view.shown_rows())
+    if view.closed:
+        note = "<p><small>Closed: each status is the last one seen before close().</small></p>"
+    else:
+        note = "<p><small>Status as this Manager last saw it; no backend calls.</small></p>"
     return f'<div class="mcpmanager">{head}{table}{note}</div>'
 
 

@@ -22,7 +22,7 @@ from ._log import BotLogger, for_bot
 from ._readiness import wait_for_agent
 from ._repr import StatusBoard
 from .botspec import bot_container_spec
-from .config import ManagerConfig
+from .config import ManagerConfig, resolve_cni_bin_dir
 from .service import ContainerService
 from .types import (
     BotStatus,
@@ -60,6 +60,7 @@ class Runtime:
         self.logger = logger
         self.addresses = addresses
         self.board = board
+        self.cni_bin_dir = resolve_cni_bin_dir(config)  # Debian's /usr/lib/cni if need be
 
     def log(self, bot_id: str) -> BotLogger:
         """A logger whose records carry ``bot_id``."""
@@ -73,7 +74,7 @@ class Runtime:
         """The network request of a container, with the configured CNI directories."""
         return NetworkSetupRequest(
             container_id=container_id,
-            cni_bin_dir=self.config.cni_bin_dir,
+            cni_bin_dir=self.cni_bin_dir,
             cni_conf_dir=self.config.cni_conf_dir,
         )
 

@@ -9,9 +9,12 @@ Pass a :class:`PullProgressBar` as ``PullImageOptions(progress=...)``::
         service.pull_image("docker.io/library/alpine:3", PullImageOptions(progress=bar))
 
 With `tqdm <https://tqdm.github.io>`_ installed each layer gets a tqdm bar
-(``tqdm.auto``: a widget in Jupyter when ipywidgets is there, text otherwise).
-Without it, plain lines are written to a stream (``sys.stderr`` by default)
-as each layer starts, passes every ``step`` percent and completes. Pulls report
+sized in bytes (``tqdm.auto``: a widget in Jupyter when ipywidgets is there,
+text otherwise; ``pip install 'mcpmanager[notebook]'`` brings both).
+Without it, plain lines are written to a stream as each layer starts, passes
+every ``step`` percent and completes. Text goes to ``sys.stderr`` in a
+terminal, and to ``sys.stdout`` in a Jupyter kernel, where stderr is drawn as
+a warning box although a pull's progress is no error. Pulls report
 from several threads at once; the bar is safe to call from all of them, and
 only ever moves forward (a late report of less progress is ignored).
 """
@@ -49,6 +52,21 @@ def format_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter (IPython) kernel, where stderr is drawn as a warning."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:
+        return False
+
+
+def _is_widget(tqdm_class: Any) -> bool:
+    """True when ``tqdm_class`` draws a notebook widget rather than text."""
+    return "notebook" in getattr(tqdm_class, "__module__", "")
+
+
 def _load_tqdm() -> Any:
     """tqdm's class for this environment; ImportError when tqdm is not installed."""
     with warnings.catch_warnings():
@@ -82,7 +100,8 @@ class PullProgressBar:
     stream to draw on (``sys.stderr`` when None; tqdm's notebook widget ignores
     it). ``leave`` keeps finished tqdm bars on screen. ``step`` is how often, in
     percent, the plain display reports a layer. :meth:`close` (or leaving the
-    ``with`` block) ends the display; events after it are ignored.
+    ``with`` block) ends the display; events after it are ignored. Text (plain
+    lines or text bars) goes to ``sys.stdout`` in a Jupyter kernel.
     """
 
     def __init__(
@@ -112,6 +131,8 @@ class PullProgressBar:
             except ImportError:
                 if use_tqdm:
                     raise
+        if self._file is None and not _is_widget(self._tqdm) and _in_kernel():
+            self._file = sys.stdout  # text in a notebook: not in the red stderr box
 
     @property
     def uses_tqdm(self) -> bool:

@@ -107,3 +107,22 @@ def test_explore_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "preserved: False" in _text(restored)
     real = next(c for c in cells.values() if "ContainerdService" in c.source)
     assert "Skipped" in _text(real)
+    stderr = [c.id for c in cells.values() for o in c.outputs if o.get("name") == "stderr"]
+    assert not stderr, f"cells writing to stderr (drawn as warnings in Jupyter): {stderr}"
+    pulled = next(c for c in cells.values() if "PullProgressBar()" in c.source)
+    assert pulled.outputs, "the pull shows its progress"
+    _check_html(nb, tmp_path)
+
+
+def _check_html(nb: Any, tmp_path: Path) -> None:
+    """Render the executed notebook as nbconvert does and look for error output in it."""
+    try:
+        from nbconvert import HTMLExporter
+    except ImportError:
+        unavailable("nbconvert is not installed (pip install -e '.[dev]')")
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    (tmp_path / "explore.html").write_text(body)
+    assert "<table" in body
+    assert "alice" in body
+    for marker in ('data-mime-type="application/vnd.jupyter.stderr"', "Traceback"):
+        assert marker not in body, f"the rendered notebook shows {marker!r}"

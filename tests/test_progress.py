@@ -248,3 +248,40 @@ def test_helpers() -> None:
         "3.0 GiB",
         "5000.0 GiB",
     ]
+
+
+# -- in a notebook -----------------------------------------------------------------
+
+
+def test_text_goes_to_stdout_in_a_kernel(
+    no_tqdm: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(progress, "_in_kernel", lambda: True)
+    with PullProgressBar() as bar:
+        bar(ev(A, 5, 5))
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "aaaaaaaaaaaa  [####################] 100%" in captured.out
+
+
+def test_text_tqdm_goes_to_stdout_in_a_kernel(
+    recording: list[RecordingBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "_in_kernel", lambda: True)
+    with PullProgressBar() as bar:
+        bar(ev(A, 1, 2))
+    assert recording[0].kwargs["file"] is sys.stdout
+
+
+def test_widget_tqdm_keeps_its_own_output(
+    recording: list[RecordingBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "_in_kernel", lambda: True)
+    monkeypatch.setattr(progress, "_is_widget", lambda cls: True)
+    with PullProgressBar() as bar:
+        bar(ev(A, 1, 2))
+    assert "file" not in recording[0].kwargs
+
+
+def test_outside_a_kernel_nothing_is_redirected() -> None:
+    assert progress._in_kernel() is False

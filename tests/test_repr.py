@@ -146,8 +146,11 @@ def test_empty_and_closed_manager(manager: Manager) -> None:
     manager.start("a")
     manager.close()
     assert repr(manager).startswith("<Manager closed on FakeContainerService")
+    assert "a (mcp-a, was running)" in repr(manager)
     page = parse(manager._repr_html_())
     assert "(closed)" in "".join(page.text)
+    assert page.tables[0][1:] == [["a", "mcp-a", "was running", ""]]
+    assert "running" not in [row[2] for table in page.tables for row in table]
 
 
 def test_reprs_never_raise(manager: Manager) -> None:
@@ -296,3 +299,45 @@ def test_status_board_keeps_only_recent_deletions() -> None:
         ("b7", "deleted"),
         ("b8", "deleted"),
     ]
+
+
+# -- tables that fit -----------------------------------------------------------------
+
+
+class Titles(HTMLParser):
+    """Collects the title attribute of every cell (None when it has none)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.titles: list[str | None] = []
+        self.styles: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("td", "th"):
+            self.titles.append(dict(attrs).get("title"))
+            self.styles.append(dict(attrs).get("style") or "")
+
+
+def test_digests_are_shortened_with_the_full_value_as_tooltip() -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    html = _repr.html_table(("name", "other"), [(digest, "sha256:short"), ("plain", "")])
+    cells = parse(html).tables[0]
+    assert cells[1] == ["sha256:01234567…", "sha256:short"]
+    titles = Titles()
+    titles.feed(html)
+    assert titles.titles == [None, None, digest, None, None, None]
+    wraps = ("white-space:normal" in st and "overflow-wrap:anywhere" in st for st in titles.styles)
+    assert all(wraps)
+    assert _repr.short_digest("sha256:" + "<x>" * 30) == "sha256:" + "<x>" * 30
+
+
+def test_snapshot_table_shows_short_layer_names(manager: Manager) -> None:
+    manager.start("a")
+    manager.create_version("a")
+    data = manager.list_bot_snapshot_data("a")
+    layer = next(s.name for s in data.runtime_snapshots if s.name.startswith("sha256:"))
+    page = parse(data._repr_html_())
+    cells = [cell for row in page.tables[1] for cell in row]
+    assert layer not in cells
+    assert _repr.short_digest(layer) in cells
+    assert len(max(cells, key=len)) < 40  # nothing as long as a full digest

@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -25,7 +24,7 @@ class ReadFileResponse(_message.Message):
     content: str
     total_lines: int
     binary: bool
-    def __init__(self, content: _Optional[str] = ..., total_lines: _Optional[int] = ..., binary: _Optional[bool] = ...) -> None: ...
+    def __init__(self, content: _Optional[str] = ..., total_lines: _Optional[int] = ..., binary: bool = ...) -> None: ...
 
 class WriteFileRequest(_message.Message):
     __slots__ = ("path", "content")
@@ -45,7 +44,7 @@ class ListDirRequest(_message.Message):
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     path: str
     recursive: bool
-    def __init__(self, path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
 
 class FileEntry(_message.Message):
     __slots__ = ("path", "is_dir", "size", "mode", "mod_time")
@@ -59,7 +58,7 @@ class FileEntry(_message.Message):
     size: int
     mode: str
     mod_time: str
-    def __init__(self, path: _Optional[str] = ..., is_dir: _Optional[bool] = ..., size: _Optional[int] = ..., mode: _Optional[str] = ..., mod_time: _Optional[str] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., is_dir: bool = ..., size: _Optional[int] = ..., mode: _Optional[str] = ..., mod_time: _Optional[str] = ...) -> None: ...
 
 class ListDirResponse(_message.Message):
     __slots__ = ("entries",)
@@ -131,7 +130,7 @@ class DeleteFileRequest(_message.Message):
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     path: str
     recursive: bool
-    def __init__(self, path: _Optional[str] = ..., recursive: _Optional[bool] = ...) -> None: ...
+    def __init__(self, path: _Optional[str] = ..., recursive: bool = ...) -> None: ...
 
 class DeleteFileResponse(_message.Message):
     __slots__ = ()
