@@ -17,10 +17,10 @@ import attrs
 
 from . import errors, naming
 from ._addresses import AddressBook
+from ._board import StatusBoard
 from ._context import doing
 from ._log import BotLogger, for_bot
 from ._readiness import wait_for_agent
-from ._repr import StatusBoard
 from .botspec import bot_container_spec
 from .config import ManagerConfig, resolve_cni_bin_dir
 from .service import ContainerService

@@ -33,10 +33,27 @@ as well, so ``except ValueError`` or ``except TimeoutError`` work too::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from .client.results import ExecResult
+
+class ExecOutcome(Protocol):
+    """What a command left behind (:class:`mcpmanager.client.ExecResult` is one)."""
+
+    @property
+    def stdout(self) -> str:
+        """Its standard output, decoded."""
+        ...
+
+    @property
+    def stderr(self) -> str:
+        """Its standard error, decoded."""
+        ...
+
+    @property
+    def exit_code(self) -> int:
+        """Its exit status."""
+        ...
+
 
 __all__ = [
     "AlreadyExists",
@@ -167,7 +184,7 @@ class ExecTimedOut(DeadlineExceeded):
     ``exec_stream``, whose output was already handed out) and its exit code.
     """
 
-    def __init__(self, message: str, result: ExecResult) -> None:
+    def __init__(self, message: str, result: ExecOutcome) -> None:
         super().__init__(message)
         self.result = result
 

@@ -19,10 +19,11 @@ import logging
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
-from . import _repr, errors, naming, versions
+from . import _board, errors, naming, versions
 from ._addresses import AddressBook
 from ._context import doing
 from ._data_ops import DataOps
+from ._format import describe, guarded
 from ._image import ensure_image
 from ._locks import KeyedLocks
 from ._log import bot_context
@@ -110,7 +111,7 @@ class Manager:
         self._logger = logger or logging.getLogger("mcpmanager")
         self._owns_service = owns_service
         self._locks = KeyedLocks()
-        self._board = _repr.StatusBoard()  # last status seen of each bot, for the reprs
+        self._board = _board.StatusBoard()  # last status seen of each bot, for the reprs
         self._addresses = AddressBook(self.container_ip, self._config.grpc_port, self._logger)
         self._runtime = Runtime(service, self._config, self._logger, self._addresses, self._board)
         self._data = DataOps(self._runtime)
@@ -449,19 +450,19 @@ class Manager:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _view(self) -> _repr.ManagerView:
+    def _view(self) -> _board.ManagerView:
         """What the reprs show, from memory only: the status board and the IP cache."""
-        return _repr.ManagerView(
+        return _board.ManagerView(
             backend=type(self._service).__name__,
             image=self._config.image_ref(),
-            store=_repr.describe(self._moves.store),
+            store=describe(self._moves.store),
             closed=self._addresses.closed,
-            rows=_repr.bot_rows(self._board, self._addresses.ips(), CONTAINER_PREFIX),
+            rows=_board.bot_rows(self._board, self._addresses.ips(), CONTAINER_PREFIX),
         )
 
     def __repr__(self) -> str:
-        return _repr.guarded(lambda: _repr.manager_text(self._view()), self)
+        return guarded(lambda: _board.manager_text(self._view()), self)
 
     def _repr_html_(self) -> str:
         """The bots this Manager knows as an HTML table (for Jupyter); never calls the backend."""
-        return _repr.guarded(lambda: _repr.manager_html(self._view()), self, as_html=True)
+        return guarded(lambda: _board.manager_html(self._view()), self, as_html=True)

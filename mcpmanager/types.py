@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-from ._repr import short
+from ._format import short
 
 __all__ = [
     "BotStatus",

@@ -7,12 +7,15 @@ repaired) is :mod:`mcpmanager._moves`.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import attrs
 
-from . import _repr, errors
+from . import errors
+from ._format import guarded, named, short
+from ._html import html_table
 from .types import ContainerInfo, SnapshotInfo
 
 __all__ = [
@@ -40,8 +43,8 @@ class VersionInfo:
     version: int
     snapshot_name: str
     runtime_snapshot_name: str
-    display_name: str = attrs.field(repr=_repr.short)
-    created_at: datetime = attrs.field(repr=_repr.short)
+    display_name: str = attrs.field(repr=short)
+    created_at: datetime = attrs.field(repr=short)
 
 
 @attrs.frozen
@@ -51,10 +54,10 @@ class SnapshotCreateInfo:
     container_id: str
     snapshot_name: str
     runtime_snapshot_name: str
-    display_name: str = attrs.field(repr=_repr.short)
+    display_name: str = attrs.field(repr=short)
     snapshotter: str
     version: int
-    created_at: datetime = attrs.field(repr=_repr.short)
+    created_at: datetime = attrs.field(repr=short)
 
 
 @attrs.frozen
@@ -77,14 +80,12 @@ class BotSnapshotData:
     container_id: str
     info: ContainerInfo
     snapshotter: str
-    runtime_snapshots: tuple[SnapshotInfo, ...] = attrs.field(
-        converter=_snapshot_tuple, repr=_repr.named
-    )
-    managed_meta: Mapping[str, ManagedSnapshotMeta] = attrs.field(factory=dict, repr=_repr.short)
+    runtime_snapshots: tuple[SnapshotInfo, ...] = attrs.field(converter=_snapshot_tuple, repr=named)
+    managed_meta: Mapping[str, ManagedSnapshotMeta] = attrs.field(factory=dict, repr=short)
 
     def _repr_html_(self) -> str:
         """The container and its snapshotter's snapshots as HTML tables (for Jupyter)."""
-        return _repr.guarded(lambda: _repr.snapshot_data_html(self), self, as_html=True)
+        return guarded(lambda: _snapshot_data_html(self), self, as_html=True)
 
 
 class VersionList(list[VersionInfo]):
@@ -94,7 +95,7 @@ class VersionList(list[VersionInfo]):
 
     def _repr_html_(self) -> str:
         """The versions as an HTML table: version, name, runtime snapshot, created."""
-        return _repr.guarded(lambda: _repr.versions_html(self), self, as_html=True)
+        return guarded(lambda: _versions_html(self), self, as_html=True)
 
 
 @attrs.frozen
@@ -121,3 +122,60 @@ def display_snapshot_name(display_name: str, version: int) -> str:
     if name:
         return name
     return f"Version {version}" if version > 0 else ""
+
+
+# -- HTML for notebooks ---------------------------------------------------------
+
+
+def _versions_html(versions: Iterable[VersionInfo]) -> str:
+    """Versions as a table: version, snapshot name, display name, runtime snapshot, created."""
+    rows = [
+        (v.version, v.snapshot_name, v.display_name, v.runtime_snapshot_name, v.created_at)
+        for v in versions
+    ]
+    table = html_table(
+        ("version", "snapshot name", "display name", "runtime snapshot", "created"), rows
+    )
+    return f'<div class="mcpmanager"><p><b>{len(rows)} version(s)</b></p>{table}</div>'
+
+
+def _snapshot_data_html(data: BotSnapshotData) -> str:
+    """A bot's container (id, image, snapshot, labels) and its snapshotter's snapshots."""
+    e = html.escape
+    info = data.info
+    label_rows = list(info.labels.items())
+    head = (
+        f"<p><b>{e(data.container_id)}</b> · image <code>{e(info.image)}</code>"
+        f" · snapshot <code>{e(info.snapshot_key)}</code> on {e(data.snapshotter)}</p>"
+    )
+    label_table = html_table(("label", "value"), label_rows, limit=20) if label_rows else ""
+    snaps = [
+        _snapshot_row(snap, data.managed_meta.get(snap.name), info.snapshot_key)
+        for snap in data.runtime_snapshots
+    ]
+    snap_table = html_table(
+        ("snapshot", "kind", "parent", "created", "in use", "source", "version", "display name"),
+        snaps,
+    )
+    return (
+        f'<div class="mcpmanager">{head}{label_table}'
+        f"<p>{len(snaps)} snapshot(s) in {e(data.snapshotter)}</p>{snap_table}</div>"
+    )
+
+
+def _snapshot_row(
+    snap: SnapshotInfo, meta: ManagedSnapshotMeta | None, active: str
+) -> tuple[object, ...]:
+    in_use = "yes" if snap.name == active else ""
+    if meta is None:
+        return (snap.name, snap.kind, snap.parent, snap.created, in_use, "", "", "")
+    return (
+        snap.name,
+        snap.kind,
+        snap.parent,
+        snap.created,
+        in_use,
+        meta.source,
+        meta.version,
+        meta.display_name,
+    )

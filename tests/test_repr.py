@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mcpmanager import FakeContainerService, Manager, ManagerConfig, _repr
+from mcpmanager import FakeContainerService, Manager, ManagerConfig, _board, _format, _html
 from mcpmanager.store import SQLiteStore
 from mcpmanager.types import ContainerInfo, SnapshotInfo
 from mcpmanager.versions import BotSnapshotData, ManagedSnapshotMeta, VersionInfo, VersionList
@@ -179,12 +179,12 @@ def test_manager_html_escapes_everything(tmp_path: Path) -> None:
 
 
 def test_many_bots_are_cut_short(manager: Manager) -> None:
-    for i in range(_repr.MAX_BOTS_IN_TEXT + 3):
+    for i in range(_board.MAX_BOTS_IN_TEXT + 3):
         manager.set_container_ip(f"b{i:02d}", f"10.0.0.{i + 1}")
     assert repr(manager).endswith(", … +3 more>")
-    rows = [(f"b{i}", "c", "s", "ip") for i in range(_repr.MAX_ROWS + 5)]
-    table = parse(_repr.html_table(("bot", "container", "status", "IP"), rows)).tables[0]
-    assert len(table) == 1 + _repr.MAX_ROWS + 1
+    rows = [(f"b{i}", "c", "s", "ip") for i in range(_html.MAX_ROWS + 5)]
+    table = parse(_html.html_table(("bot", "container", "status", "IP"), rows)).tables[0]
+    assert len(table) == 1 + _html.MAX_ROWS + 1
     assert table[-1] == ["… 5 more"]
 
 
@@ -272,7 +272,7 @@ def test_version_info_repr() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     v = VersionInfo("id", 1, "Version 1", "mcp-a-v1", "x" * 300, when)
     text = repr(v)
-    assert "display_name='" + "x" * _repr.MAX_TEXT + "'…" in text
+    assert "display_name='" + "x" * _format.MAX_TEXT + "'…" in text
     assert text.endswith("created_at=2026-01-02 03:04:05+00:00)")
 
 
@@ -281,15 +281,15 @@ def test_short_never_raises() -> None:
         def __repr__(self) -> str:
             raise RuntimeError("no")
 
-    assert _repr.short(Nasty()) == "<Nasty>"
-    assert _repr.short(None) == "None"
-    assert _repr.short(("a",)) == "('a',)"
-    assert _repr.short({"k": {"deep": {"deeper": 1}}}) == "{'k': {'deep': {… 1 items}}}"
-    assert _repr.named([]) == "()"
+    assert _format.short(Nasty()) == "<Nasty>"
+    assert _format.short(None) == "None"
+    assert _format.short(("a",)) == "('a',)"
+    assert _format.short({"k": {"deep": {"deeper": 1}}}) == "{'k': {'deep': {… 1 items}}}"
+    assert _format.named([]) == "()"
 
 
 def test_status_board_keeps_only_recent_deletions() -> None:
-    board = _repr.StatusBoard(keep_deleted=3)
+    board = _board.StatusBoard(keep_deleted=3)
     for i in range(10):
         board.note(f"b{i}", "running")
         board.note(f"b{i}", "deleted")
@@ -320,7 +320,7 @@ class Titles(HTMLParser):
 
 def test_digests_are_shortened_with_the_full_value_as_tooltip() -> None:
     digest = "sha256:" + "0123456789abcdef" * 4
-    html = _repr.html_table(("name", "other"), [(digest, "sha256:short"), ("plain", "")])
+    html = _html.html_table(("name", "other"), [(digest, "sha256:short"), ("plain", "")])
     cells = parse(html).tables[0]
     assert cells[1] == ["sha256:01234567…", "sha256:short"]
     titles = Titles()
@@ -328,7 +328,7 @@ def test_digests_are_shortened_with_the_full_value_as_tooltip() -> None:
     assert titles.titles == [None, None, digest, None, None, None]
     wraps = ("white-space:normal" in st and "overflow-wrap:anywhere" in st for st in titles.styles)
     assert all(wraps)
-    assert _repr.short_digest("sha256:" + "<x>" * 30) == "sha256:" + "<x>" * 30
+    assert _format.short_digest("sha256:" + "<x>" * 30) == "sha256:" + "<x>" * 30
 
 
 def test_snapshot_table_shows_short_layer_names(manager: Manager) -> None:
@@ -339,5 +339,5 @@ def test_snapshot_table_shows_short_layer_names(manager: Manager) -> None:
     page = parse(data._repr_html_())
     cells = [cell for row in page.tables[1] for cell in row]
     assert layer not in cells
-    assert _repr.short_digest(layer) in cells
+    assert _format.short_digest(layer) in cells
     assert len(max(cells, key=len)) < 40  # nothing as long as a full digest
