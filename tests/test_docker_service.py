@@ -81,7 +81,7 @@ def test_images_load_list_and_delete(
     docker_service.delete_image("docker.io/library/mcpm-save:v2")
     with pytest.raises(errors.NotFound):
         docker_service.get_image("docker.io/library/mcpm-save:v2")
-    with pytest.raises(errors.InvalidArgument):
+    with pytest.raises(errors.NotFound):
         docker_service.import_image(str(tmp_path / "missing.tar"))
 
 
@@ -219,6 +219,8 @@ def test_snapshots_commit_prepare_recreate_and_remove(
     svc.delete_container(CID, DeleteContainerOptions(cleanup_snapshot=False))
     info = svc.create_container_from_snapshot(request(snapshot_id="mcp-dk-active-1"))
     assert info.snapshot_key == "mcp-dk-active-1"
+    with pytest.raises(errors.NotSupported):
+        svc.snapshot_mounts("overlayfs", "mcp-dk-active-1")
     with pytest.raises(errors.FailedPrecondition):
         svc.remove_snapshot("overlayfs", "mcp-dk-active-1")
     with pytest.raises(errors.FailedPrecondition):
@@ -231,7 +233,8 @@ def test_snapshots_commit_prepare_recreate_and_remove(
 
     # Kept on delete, it comes back by rename with the same request...
     svc.delete_container(CID, DeleteContainerOptions(cleanup_snapshot=False))
-    assert [s.kind for s in svc.list_snapshots("") if s.name == "mcp-dk-active-1"] == ["active"]
+    kinds = [s.kind for s in svc.list_snapshots("overlayfs") if s.name == "mcp-dk-active-1"]
+    assert kinds == ["active"]
     with pytest.raises(errors.AlreadyExists):
         svc.prepare_snapshot("overlayfs", "mcp-dk-active-1", "mcp-dk-v1")
     svc.create_container_from_snapshot(request(snapshot_id="mcp-dk-active-1"))
@@ -256,8 +259,8 @@ def test_snapshots_commit_prepare_recreate_and_remove(
     assert svc.list_snapshots("overlayfs") == []
     with pytest.raises(errors.NotFound):
         svc.remove_snapshot("overlayfs", "mcp-dk-v1")
-    with pytest.raises(errors.NotSupported):
-        svc.snapshot_mounts("overlayfs", CID)
+    with pytest.raises(errors.NotFound):
+        svc.snapshot_mounts("overlayfs", "mcp-dk-active-1")
 
 
 def test_an_existing_kept_snapshot_blocks_a_new_container(

@@ -18,7 +18,7 @@ from mcpmanager.docker import labels as lb
 from mcpmanager.docker._errors import from_api_error, mapped, translate
 from mcpmanager.docker.images import _Reporter, image_info
 from mcpmanager.docker.importer import _convert_oci
-from mcpmanager.docker.records import Holder, parse_time
+from mcpmanager.docker.records import Holder, docker_word, held_name, parse_time, snapshot_tag
 from mcpmanager.docker.refs import full_name, split_tag
 from mcpmanager.docker.service import DockerService
 from mcpmanager.docker.spec import command, to_mount
@@ -225,6 +225,32 @@ def test_holder_reports_only_the_callers_labels() -> None:
     )
     assert parse_time("2026-01-02T03:04:05.123456789Z") is not None
     assert parse_time("0001-01-01T00:00:00Z") is None
+
+
+def test_times_read_the_same_from_a_list_and_an_inspect() -> None:
+    inspected = parse_time("2026-01-02T03:04:05.987654321Z")
+    listed = parse_time(inspected.timestamp() if inspected else 0)
+    assert inspected == listed
+    assert inspected is not None
+    assert inspected.microsecond == 0
+
+
+@pytest.mark.parametrize("name", ["mcp-a-v1", "A.b_c-9", "_x", "a" * 100])
+def test_names_docker_accepts_are_kept(name: str) -> None:
+    assert docker_word(name) == name
+    assert held_name(name) == "mcpmanager-held." + name
+    assert snapshot_tag(name) == name
+
+
+def test_other_names_become_fitting_and_distinct() -> None:
+    odd = ["k:sha256:00", "k/with space", "-lead", ".dot", "ünï", "a" * 101, "a" * 102, ":"]
+    words = [docker_word(n) for n in odd]
+    assert len(set(words)) == len(odd)
+    for word in words:
+        assert docker_word(word) == word  # fits Docker's rule: kept as it is
+        assert len(word) <= 100
+    assert docker_word("k:sha256:00").startswith("k_sha256_00.")
+    assert docker_word("k:sha256:00") == docker_word("k:sha256:00")
 
 
 def test_an_oci_layout_becomes_a_docker_save_archive(tmp_path: Path) -> None:

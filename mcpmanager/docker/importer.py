@@ -54,6 +54,8 @@ def _seekable(archive: str | os.PathLike[str] | BinaryIO) -> Iterator[IO[bytes]]
     if isinstance(archive, (str, os.PathLike)):
         try:
             fh = open(os.fspath(archive), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError as exc:
+            raise errors.NotFound(f"image archive {archive} not found") from exc
         except OSError as exc:
             raise errors.InvalidArgument(f"cannot open image archive {archive}: {exc}") from exc
         with fh:

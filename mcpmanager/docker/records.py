@@ -9,6 +9,8 @@ image labelled ``kind=snapshot`` is a committed snapshot.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -23,8 +25,10 @@ __all__ = [
     "RUNTIME",
     "Holder",
     "SnapshotImage",
+    "docker_word",
     "held_name",
     "parse_time",
+    "snapshot_tag",
 ]
 
 HELD_PREFIX = "mcpmanager-held."
@@ -32,22 +36,48 @@ HELD_PREFIX = "mcpmanager-held."
 RUNTIME = "docker"
 """What ContainerInfo.runtime says for every container of this backend."""
 
+_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII)
+_UNFIT = re.compile(r"[^A-Za-z0-9_.-]", re.ASCII)
+_STEM_CHARS = 80
+_DIGEST_CHARS = 16
+
+
+def docker_word(name: str) -> str:
+    """``name`` as Docker accepts it in a container name or a tag, unique per name.
+
+    Snapshot names and keys may hold any character (containerd's do, layer
+    keys hold ``:``), Docker's names and tags only ``[A-Za-z0-9_.-]``. A name
+    that fits is used as is; any other becomes its fitting characters plus a
+    digest of the whole name. The true name always travels in a label.
+    """
+    if _WORD.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:_DIGEST_CHARS]
+    stem = _UNFIT.sub("_", name)[:_STEM_CHARS].lstrip(".-")
+    return f"{stem}.{digest}" if stem else digest
+
 
 def held_name(key: str) -> str:
     """The Docker name of the container keeping active snapshot ``key``."""
-    return HELD_PREFIX + key
+    return HELD_PREFIX + docker_word(key)
+
+
+def snapshot_tag(name: str) -> str:
+    """The tag of committed snapshot ``name``'s image in the snapshot repository."""
+    return docker_word(name)
 
 
 def parse_time(value: object) -> datetime | None:
-    """A Docker timestamp (RFC 3339 with nanoseconds, or Unix seconds) as a UTC datetime."""
+    """A Docker timestamp (RFC 3339 with nanoseconds, or Unix seconds) as a UTC datetime.
+
+    Whole seconds only: Docker's lists carry seconds, its inspect answers
+    nanoseconds, and a record must read the same whichever way it was found.
+    """
     if isinstance(value, (int, float)) and value > 0:
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(int(value), timezone.utc)
     if not isinstance(value, str) or not value or value.startswith("0001-"):
         return None
-    text = value.rstrip("Z")
-    if "." in text:
-        head, frac = text.split(".", 1)
-        text = f"{head}.{frac[:6]}"
+    text = value.rstrip("Z").split(".", 1)[0]
     try:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
     except ValueError:

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 from typing import Any, BinaryIO
 
-from .. import errors
+from .. import errors, identifiers
 from .._log import get_logger
 from ..types import (
     ContainerInfo,
@@ -47,12 +46,17 @@ from ._client import Connection
 from ._errors import mapped
 from .inventory import SNAPSHOT_REPO, Inventory, holders, inspect_live
 from .network import Network, address_on
-from .records import HELD_PREFIX, Holder, held_name
-from .refs import TAG_RE
+from .records import HELD_PREFIX, Holder, held_name, snapshot_tag
 from .spec import command, to_mounts
 from .tasks import TaskBook, wait_stopped
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_NETWORK", "DEFAULT_SNAPSHOTTER", "DockerService"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_NETWORK",
+    "DEFAULT_SNAPSHOTTER",
+    "MIN_ID_LENGTH",
+    "DockerService",
+]
 
 log = get_logger("mcpmanager.docker")
 
@@ -62,24 +66,26 @@ DEFAULT_NETWORK = "mcp"
 """The bridge network bots join unless told otherwise."""
 DEFAULT_SNAPSHOTTER = "overlayfs"
 """Recorded when a request names no snapshotter (Docker has one storage driver)."""
+MIN_ID_LENGTH = 2
+"""Docker refuses one-character container names; containerd's rule allows them."""
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HELD_ENTRYPOINT = ["/mcpmanager-held-snapshot"]  # never run: held containers never start
 _KILL_WAIT = 30.0
 
 
 def _check_id(container_id: str) -> str:
-    if not _ID.match(container_id or "") or container_id.startswith(HELD_PREFIX):
-        raise errors.InvalidArgument(f"invalid container id {container_id!r}")
-    return container_id
-
-
-def _check_name(name: str, what: str) -> str:
-    if not TAG_RE.match(name or ""):
+    """containerd's identifier rule, and what Docker adds: 2 characters, not ours."""
+    identifiers.validate(container_id, "container ID")
+    if len(container_id) < MIN_ID_LENGTH:
         raise errors.InvalidArgument(
-            f"invalid {what} {name!r}: use up to 128 of A-Z, a-z, 0-9, '_', '.', '-'"
+            f"invalid container ID {container_id!r}: Docker names need "
+            f"at least {MIN_ID_LENGTH} characters"
         )
-    return name
+    if container_id.startswith(HELD_PREFIX):
+        raise errors.InvalidArgument(
+            f"invalid container ID {container_id!r}: {HELD_PREFIX!r} is reserved"
+        )
+    return container_id
 
 
 def _require(value: str, what: str) -> str:
@@ -255,6 +261,7 @@ class DockerService:
             raise errors.NotFound(f"snapshot {key} not found")
         if not holder.held:
             raise errors.FailedPrecondition(f"snapshot {key} is used by container {holder.name}")
+        base = self._image_doc(_require(req.image_ref, "image reference"))
         spec_hash = lb.spec_hash(req.image_ref, req.labels, req.spec)
         if not holder.prepared and holder.labels.get(lb.SPEC) == spec_hash:
             with mapped(f"rename the container keeping snapshot {key} to {cid}"):
@@ -272,7 +279,7 @@ class DockerService:
             snapshot_labels=holder.labels.get(lb.SNAP_LABELS, "{}"),
             spec=spec_hash,
         )
-        self._create(req, source, record, self._base_config(req.image_ref))
+        self._create(req, source, record, base.get("Config"))
         self._remove_holder(holder)
         return self.get_container(cid)
 
@@ -293,16 +300,6 @@ class DockerService:
                 holder.docker_id, conf={"Labels": lb.record(kind="intermediate")}
             )
         return str(made["Id"])
-
-    def _base_config(self, image_ref: str) -> dict[str, Any] | None:
-        """The original image's config (entrypoint, cmd) when it is still local."""
-        try:
-            with mapped(f"inspect image {image_ref}"):
-                doc = self._conn.inspect_image(image_ref)
-        except errors.MCPManagerError:
-            return None
-        config = doc.get("Config")
-        return dict(config) if isinstance(config, dict) else None
 
     def _remove_holder(self, holder: Holder) -> None:
         with mapped(f"remove the container keeping snapshot {holder.key}"):
@@ -502,15 +499,24 @@ class DockerService:
     def commit_snapshot(
         self, snapshotter: str, name: str, key: str, labels: dict[str, str] | None = None
     ) -> None:
-        """Commit the layer holding active ``key`` as image ``mcpmanager-snapshot:<name>``."""
-        del snapshotter
-        _check_name(name, "snapshot name")
+        """Commit the layer holding active ``key`` as image ``mcpmanager-snapshot:<name>``.
+
+        A name that is not a valid Docker tag is tagged by its digest (see
+        :func:`.records.docker_word`); the name itself is in the image's labels.
+        """
+        _require(snapshotter, "snapshotter")
+        _require(name, "snapshot name")
         _require(key, "snapshot key")
         inv = Inventory(self._conn)
-        if inv.taken(name):
+        tag = snapshot_tag(name)
+        if inv.taken(name) or self._tag_taken(tag):
             raise errors.AlreadyExists(f"snapshot {name} already exists")
         holder = inv.active(key)
         if holder is None:
+            if inv.committed(key) is not None:
+                raise errors.FailedPrecondition(
+                    f"snapshot {key} is committed, not active; only an active one can be committed"
+                )
             raise errors.NotFound(f"active snapshot {key} not found")
         record = lb.record(
             kind=lb.KIND_SNAPSHOT,
@@ -521,13 +527,22 @@ class DockerService:
         )
         with mapped(f"commit snapshot {key} as {name}"):
             self._conn.api().commit(
-                holder.docker_id, repository=SNAPSHOT_REPO, tag=name, conf={"Labels": record}
+                holder.docker_id, repository=SNAPSHOT_REPO, tag=tag, conf={"Labels": record}
             )
         log.info("committed snapshot %s as %s", key, name)
 
+    def _tag_taken(self, tag: str) -> bool:
+        """Whether the snapshot repository has ``tag`` (committing would move it)."""
+        try:
+            with mapped(f"look up snapshot image {SNAPSHOT_REPO}:{tag}"):
+                self._conn.inspect_image(f"{SNAPSHOT_REPO}:{tag}")
+        except errors.NotFound:
+            return False
+        return True
+
     def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
-        """Every committed snapshot image and every active snapshot (``snapshotter`` is ignored)."""
-        del snapshotter
+        """Every committed snapshot image and every active snapshot (any ``snapshotter``)."""
+        _require(snapshotter, "snapshotter")
         inv = Inventory(self._conn)
         seen: set[str] = set()
         out = [i.snapshot_info() for i in inv.images if i.name]
@@ -541,7 +556,8 @@ class DockerService:
         self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None
     ) -> None:
         """Create active ``key`` on committed ``parent`` (a never-started holder container)."""
-        _check_name(key, "snapshot key")
+        _require(snapshotter, "snapshotter")
+        _require(key, "snapshot key")
         _require(parent, "parent snapshot")
         inv = Inventory(self._conn)
         if inv.taken(key):
@@ -555,7 +571,7 @@ class DockerService:
             kind=lb.KIND_CONTAINER,
             snapshot=key,
             parent=parent,
-            snapshotter=snapshotter or DEFAULT_SNAPSHOTTER,
+            snapshotter=snapshotter,
             labels=lb.encode({}),
             snapshot_labels=lb.encode(labels),
             prepared="1",
@@ -574,7 +590,7 @@ class DockerService:
 
     def remove_snapshot(self, snapshotter: str, key: str) -> None:
         """Remove snapshot ``key``; FailedPrecondition while a container or snapshot uses it."""
-        del snapshotter
+        _require(snapshotter, "snapshotter")
         _require(key, "snapshot key")
         inv = Inventory(self._conn)
         holder = inv.active(key)
@@ -594,7 +610,15 @@ class DockerService:
         images.remove_image(self._conn, image.image_id)
 
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
-        """NotSupported: Docker layers are not mounted on the host, use the agent instead."""
+        """NotSupported: Docker layers are not mounted on the host, use the agent instead.
+
+        The arguments are checked first, and a missing snapshot is NotFound, as elsewhere.
+        """
+        _require(snapshotter, "snapshotter")
+        _require(key, "snapshot key")
+        inv = Inventory(self._conn)
+        if not inv.taken(key):
+            raise errors.NotFound(f"snapshot {key} not found")
         raise errors.NotSupported(
             f"the Docker backend cannot mount snapshot {key!r} on the host; "
             "data operations go through the agent"

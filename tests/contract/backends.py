@@ -20,6 +20,7 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService
+from mcpmanager.docker import DockerService
 from mcpmanager.fake import FakeContainerService
 from mcpmanager.service import ContainerService
 from mcpmanager.types import (
@@ -59,6 +60,7 @@ class BackendEntry:
 BACKENDS: tuple[BackendEntry, ...] = (
     BackendEntry("fake", "fake_backend", FakeContainerService, integration=False),
     BackendEntry("containerd", "containerd_backend", ContainerdService),
+    BackendEntry("docker", "docker_backend", DockerService),
 )
 """Every backend the contract suite runs on (add a line and a fixture for a new one)."""
 
@@ -77,6 +79,12 @@ class Backend:
     request for a container (None when the backend has no network here, with
     ``network_reason`` saying why). Objects made through :meth:`new_id` are
     removed by :meth:`cleanup`.
+
+    What a backend truly cannot do as containerd does is stated, not hidden:
+    ``runtime`` is what its ContainerInfo.runtime says; ``mounts`` is False
+    when snapshot_mounts is NotSupported (its data goes through the agent);
+    ``cni`` is False when its network ignores the request's CNI directories;
+    ``shortest_id`` is the shortest container ID it can name (InvalidArgument below).
     """
 
     name: str
@@ -93,6 +101,10 @@ class Backend:
     network: Callable[[str], NetworkSetupRequest] | None = None
     network_reason: str = ""
     fresh_service: Callable[[], ContainerService] | None = None
+    runtime: str = "io.containerd.runc.v2"
+    mounts: bool = True
+    cni: bool = True
+    shortest_id: int = 1
     ids: list[str] = attrs.field(factory=list)
 
     def new_id(self, prefix: str = "c") -> str:

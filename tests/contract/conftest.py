@@ -5,7 +5,9 @@ every test in this folder runs once per backend. The containerd backend uses
 the session's private containerd (root needed; skipped without it, failed
 under ``MCPMANAGER_REQUIRE_INTEGRATION=1``) in a namespace of its own, the
 session's local registry, and a CNI bridge inside a network namespace the
-suite creates.
+suite creates. The Docker backend uses the session's private dockerd (same
+rules; it runs in a network namespace of the harness) and a registry inside
+that namespace.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 
 from mcpmanager.containerd import ContainerdService
+from mcpmanager.docker import DockerService
 from mcpmanager.fake import FakeContainerService
 from mcpmanager.types import NetworkSetupRequest
 from tests.contract.backends import BACKENDS, Backend, BackendEntry, unreachable_fake
 from tests.harness.containerd import BUSYBOX_REF, File, build_image_archive
+from tests.harness.docker import DockerDaemon, NetnsRegistry
 from tests.harness.e2e import HostNetns, write_bridge_conflist
 from tests.harness.netns import CNI_BIN_DIR
 from tests.harness.registry import (
@@ -46,11 +51,12 @@ FAKE_ABSENT = "registry.test/contract/absent:1"
 
 @attrs.frozen
 class Archive:
-    """An OCI image archive, the name inside it and its target digest."""
+    """An OCI image archive, the name inside it, its target digest and its config digest."""
 
     path: str
     ref: str
     digest: str
+    config_digest: str
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +68,18 @@ def contract_archive() -> Iterator[Archive]:
             os.path.join(workdir, "import.tar"), ARCHIVE_REF, [[File("hello.txt", b"contract\n")]]
         )
         with tarfile.open(path) as tar:
-            member = tar.extractfile("index.json")
-            assert member is not None
-            digest = json.load(member)["manifests"][0]["digest"]
-        yield Archive(path, ARCHIVE_REF, digest)
+            digest = _json_member(tar, "index.json")["manifests"][0]["digest"]
+            manifest = _json_member(tar, "blobs/" + digest.replace(":", "/"))
+        yield Archive(path, ARCHIVE_REF, digest, manifest["config"]["digest"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _json_member(tar: tarfile.TarFile, name: str) -> dict[str, Any]:
+    member = tar.extractfile(name)
+    assert member is not None
+    doc: dict[str, Any] = json.load(member)
+    return doc
 
 
 def _param(entry: BackendEntry) -> object:
@@ -224,6 +236,79 @@ def containerd_backend(
         network=network if conf_dir is not None else None,
         network_reason=env.network_reason,
         fresh_service=lambda: ContainerdService(env.socket, env.namespace),
+    )
+    try:
+        yield backend
+    finally:
+        backend.cleanup()
+
+
+# --- Docker --------------------------------------------------------------------
+
+
+@attrs.define
+class DockerEnv:
+    """What the Docker backend shares across the session: its daemon and registry image."""
+
+    daemon: DockerDaemon
+    remote_ref: str | None
+    remote_digest: str
+    absent_ref: str | None
+    remote_reason: str
+
+
+@pytest.fixture(scope="session")
+def docker_env(docker_daemon: DockerDaemon, docker_busybox: object) -> Iterator[DockerEnv]:
+    """The private dockerd with busybox loaded and a registry in its namespace."""
+    del docker_busybox
+    missing = [b for b in (REGISTRY_BIN, "skopeo") if shutil.which(b) is None]
+    if missing:
+        yield DockerEnv(docker_daemon, None, "", None, f"missing programs: {', '.join(missing)}")
+        return
+    workdir = tempfile.mkdtemp(prefix="mcpm-contract-dock-")
+    registry = NetnsRegistry(docker_daemon)
+    try:
+        built = build_oci_image(os.path.join(workdir, "remote"), [busybox_layer()])
+        ref = registry.push(built, "contract/busybox:1")
+        absent = f"{registry.host}/contract/absent:1"
+        yield DockerEnv(docker_daemon, ref, built.target_digest, absent, "")
+    finally:
+        registry.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def docker_backend(
+    docker_env: DockerEnv, docker_service: DockerService, contract_archive: Archive
+) -> Iterator[Backend]:
+    """The Docker backend; removes what the test made afterwards.
+
+    Its facts: an imported image's ID is Docker's image ID (the config
+    digest: dockerd 20.10 keeps no manifest digest for a loaded image),
+    snapshots cannot be mounted on the host, bots join a Docker bridge
+    network (so the request's CNI directories are not read), and Docker
+    names need two characters.
+    """
+    env = docker_env
+    network = docker_service.network.name
+    backend = Backend(
+        name="docker",
+        service=docker_service,
+        image=BUSYBOX_REF,
+        archive=contract_archive.path,
+        archive_ref=contract_archive.ref,
+        archive_digest=contract_archive.config_digest,
+        remote_ref=env.remote_ref,
+        remote_digest=env.remote_digest,
+        absent_ref=env.absent_ref,
+        registry_down=_closed_port_ref,
+        remote_reason=env.remote_reason,
+        network=lambda cid: NetworkSetupRequest(container_id=cid),
+        fresh_service=lambda: DockerService(env.daemon.base_url, network=network),
+        runtime="docker",
+        mounts=False,
+        cni=False,
+        shortest_id=2,
     )
     try:
         yield backend

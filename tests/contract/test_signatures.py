@@ -2,7 +2,7 @@
 
 ``runtime_checkable`` only looks at method names; this compares each method's
 parameters (names, kinds, defaults, annotations) and return annotation with
-the protocol's, for the fake, containerd and every class in ``BACKENDS``.
+the protocol's, for the fake, containerd, Docker and every class in ``BACKENDS``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from mcpmanager.containerd import ContainerdService
+from mcpmanager.docker import DockerService
 from mcpmanager.fake import FakeContainerService
 from mcpmanager.service import ContainerService
 from tests.contract.backends import BACKENDS
@@ -20,6 +21,7 @@ from tests.contract.backends import BACKENDS
 CLASSES: dict[str, type[object]] = {
     "FakeContainerService": FakeContainerService,
     "ContainerdService": ContainerdService,
+    "DockerService": DockerService,
     **{b.service_class.__name__: b.service_class for b in BACKENDS},
 }
 

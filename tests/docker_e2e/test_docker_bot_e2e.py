@@ -157,7 +157,8 @@ def test_delete_with_preserve_then_restore(world: World) -> None:
     world.manager.delete(BOT, preserve_data=True)
     assert world.manager.has_preserved_data(BOT)
     assert world.manager.list_bots() == []
-    assert [s for s in world.manager.service.list_snapshots("") if s.kind == "active"] == []
+    snaps = world.manager.service.list_snapshots("overlayfs")
+    assert [s for s in snaps if s.kind == "active"] == []
     world.manager.start(BOT)
     client = agent_ready(world.manager, BOT)
     assert client.exec("ls /data").stdout == ""
