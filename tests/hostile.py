@@ -1,7 +1,7 @@
 """Hostile layouts a bot can leave in its rootfs, and proof that the host stayed untouched.
 
-Shared by the fake (tests/test_hostile_fs.py) and real containerd
-(tests/test_hostile_containerd.py) tests. A layout plants something in a
+Shared by the fake (tests/unit/test_hostile_fs.py) and real containerd
+(tests/integration/test_hostile_containerd.py) tests. A layout plants something in a
 rootfs directory; :class:`Host` is a directory of sentinel files playing the
 host (and an ``etc`` playing ``/etc``; the real ``/etc`` is never touched).
 """

@@ -14,7 +14,7 @@ import pytest
 
 from tests.harness.common import unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _build(out: Path) -> tuple[Path, Path]:
@@ -57,7 +57,7 @@ def test_sdist_carries_its_tests_and_examples(dists: tuple[Path, Path]) -> None:
         "tests/conftest.py",
         "tests/harness/__init__.py",
         "tests/harness/containerd.py",
-        "tests/e2e/conftest.py",
+        "tests/integration/e2e/conftest.py",
         "examples/quickstart.py",
         "examples/explore.ipynb",
         "mkdocs.yml",

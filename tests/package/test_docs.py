@@ -12,7 +12,7 @@ import pytest
 
 from tests.harness.common import unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDES = (
     "quickstart",
     "containerd",

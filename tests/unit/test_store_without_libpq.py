@@ -88,7 +88,7 @@ else:
 @pytest.mark.parametrize("case", sorted(SITECUSTOMIZE))
 def test_sqlite_works_and_postgres_names_the_fix(case: str, tmp_path: Path) -> None:
     (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE[case]))
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k != "PSYCOPG_IMPL"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(repo)])
     done = subprocess.run(

@@ -1,6 +1,6 @@
 """A bot on real containerd, reached over its bridge: the whole path, in order.
 
-Runs inside the network namespace tests/test_e2e.py made (so the bridge, the
+Runs inside the network namespace tests/integration/test_e2e.py made (so the bridge, the
 veths and every address exist only there). The Manager, containerd (a private
 one, started here), the CNI plugins and the gRPC client all run in it. The
 tests share one bot and run in file order; each step leaves it running.
@@ -23,7 +23,6 @@ import pytest
 from mcpmanager import Manager, ManagerConfig
 from mcpmanager.client import Client
 from mcpmanager.containerd import ContainerdService
-from tests.e2e.conftest import E2E_DIR_ENV
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.e2e import (
     AGENT_REF,
@@ -32,6 +31,7 @@ from tests.harness.e2e import (
     agent_image_archive,
     agent_mounts,
 )
+from tests.integration.e2e.conftest import E2E_DIR_ENV
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.harness.common import unavailable
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "explore.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "explore.ipynb"
 KERNEL_NAME = "mcpmanager-test"
 
 

@@ -1,7 +1,7 @@
-"""The Docker end-to-end scenario runs only inside the namespace tests/test_docker_e2e.py makes.
+"""The Docker end-to-end scenario runs only inside the namespace its parent test makes.
 
 A normal pytest run does not collect it: the parent test creates the network
-namespace and runs ``pytest tests/docker_e2e`` in it with
+namespace and runs ``pytest tests/integration/docker_e2e`` in it with
 ``MCPMANAGER_DOCKER_NETNS`` naming it, so the private dockerd, its bridge,
 the Manager and the gRPC client all live there.
 """

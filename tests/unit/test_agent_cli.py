@@ -16,7 +16,7 @@ from mcpmanager import errors
 from mcpmanager.client import Client
 from tests.harness.common import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _start(*args: str) -> subprocess.Popen[str]:

@@ -1,7 +1,7 @@
 """End to end on Docker: a bot on a private dockerd, reached over its bridge, in its own netns.
 
 This test makes a network namespace and runs the scenario in
-``tests/docker_e2e`` as a child pytest inside it: the child starts its own
+``tests/integration/docker_e2e`` as a child pytest inside it: the child starts its own
 dockerd there, so the bridge network, the containers' addresses, the
 Manager and the gRPC client all live in the namespace. Afterwards it checks
 nothing runs there any more and deletes the namespace.
@@ -19,7 +19,7 @@ import pytest
 from tests.harness.common import require_binaries, require_root
 from tests.harness.docker import DOCKER_BINARIES, NETNS_ENV
 from tests.harness.e2e import HostNetns
-from tests.test_e2e import run_child
+from tests.integration.test_e2e import run_child
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def test_bot_end_to_end_on_docker_in_its_own_namespace() -> None:
                 "-p",
                 "no:cacheprovider",
                 f"--basetemp={os.path.join(root, 'pytest')}",
-                "tests/docker_e2e",
+                "tests/integration/docker_e2e",
             )
             returncode, output = run_child(argv, env)
             assert returncode == 0, f"end-to-end run failed:\n{output}"

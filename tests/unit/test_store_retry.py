@@ -20,7 +20,7 @@ import pytest
 from mcpmanager.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mcpmanager.store import VersionRecord, VersionStore
 from mcpmanager.store.migrations import MIGRATIONS, bootstrap
-from tests.test_store import CID, PG, Spec, make_spec, open_store, record, run_processes
+from tests.unit.test_store import CID, PG, Spec, make_spec, open_store, record, run_processes
 
 DETAILS: dict[str, str] = {
     "display_name": "before upgrade",

@@ -2,7 +2,7 @@
 
 This test makes a network namespace that plays the host, writes a bridge
 network (own bridge name, private subnet, IPAM and cache in a temp dir) and
-runs the scenario in ``tests/e2e`` as a child pytest inside that namespace:
+runs the scenario in ``tests/integration/e2e`` as a child pytest inside that namespace:
 the child starts its own containerd, and the Manager, the CNI plugins (so the
 bridge and host-side veths) and the gRPC client all live in the namespace.
 Nothing is created in the machine's own network namespace. Afterwards this
@@ -21,15 +21,15 @@ import tempfile
 
 import pytest
 
-from tests.e2e.conftest import E2E_DIR_ENV
 from tests.harness.common import require_binaries, require_root
 from tests.harness.containerd import BINARIES
 from tests.harness.e2e import E2E_PLUGINS, E2EDir, HostNetns
 from tests.harness.netns import require_cni_plugins
+from tests.integration.e2e.conftest import E2E_DIR_ENV
 
 pytestmark = pytest.mark.integration
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD_TIMEOUT = 300
 
 
@@ -69,7 +69,7 @@ def test_bot_end_to_end_over_a_bridge_in_its_own_namespace() -> None:
                 "-p",
                 "no:cacheprovider",
                 f"--basetemp={os.path.join(root, 'pytest')}",
-                "tests/e2e",
+                "tests/integration/e2e",
             )
             returncode, output = run_child(argv, env)
             assert returncode == 0, f"end-to-end run failed:\n{output}"

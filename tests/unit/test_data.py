@@ -12,7 +12,7 @@ import pytest
 
 from mcpmanager import FakeContainerService, Manager, archive, data, errors
 from mcpmanager.types import TaskStatus
-from tests.test_archive import BAD, add_file, make_tgz
+from tests.unit.test_archive import BAD, add_file, make_tgz
 
 
 def data_dir(fake: FakeContainerService, bot: str) -> Path:

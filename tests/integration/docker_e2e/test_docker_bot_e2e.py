@@ -1,6 +1,6 @@
 """A bot on a real private dockerd, reached over its bridge network: the whole path, in order.
 
-Runs inside the network namespace tests/test_docker_e2e.py made. The tests
+Runs inside the network namespace tests/integration/test_docker_e2e.py made. The tests
 share one bot and run in file order; each step leaves it running.
 """
 
