@@ -118,18 +118,6 @@ TRAP_ARCHIVE = {
 }
 
 
-def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    """A tar.gz of regular files."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    buf.seek(0)
-    return buf
-
-
 def members(archive_bytes: bytes) -> dict[str, tarfile.TarInfo]:
     """The entries of a tar.gz by name."""
     with tarfile.open(fileobj=io.BytesIO(archive_bytes), mode="r:gz") as tar:

@@ -14,20 +14,10 @@ from mcpmanager import Manager, ManagerConfig, errors
 from mcpmanager.containerd import ContainerdService
 from mcpmanager.store import SQLiteStore
 from mcpmanager.types import DeleteContainerOptions, ImageInfo
+from tests.harness.archives import tgz
 from tests.harness.containerd import BUSYBOX_REF, ContainerdDaemon, File, build_image_archive
 
 pytestmark = pytest.mark.integration
-
-
-def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    buf.seek(0)
-    return buf
 
 
 def data_files(manager: Manager, bot: str) -> dict[str, bytes]:

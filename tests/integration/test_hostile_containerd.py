@@ -21,6 +21,7 @@ from mcpmanager import Manager, ManagerConfig, data, errors
 from mcpmanager.containerd import ContainerdService
 from mcpmanager.mounts import mounted
 from mcpmanager.types import ImageInfo
+from tests.harness.archives import tgz
 from tests.harness.containerd import BUSYBOX_REF
 from tests.hostile import (
     DATA_DEVICE,
@@ -29,7 +30,6 @@ from tests.hostile import (
     TRAP_ARCHIVE,
     Host,
     members,
-    tgz,
 )
 
 pytestmark = pytest.mark.integration

@@ -30,6 +30,7 @@ from mcpmanager import FakeContainerService, Manager, ManagerConfig, errors
 from mcpmanager.service import ContainerService
 from mcpmanager.store import SQLiteStore
 from mcpmanager.types import TaskStatus
+from tests.harness.archives import tgz
 
 BOT = "alice"
 CID = "mcp-" + BOT
@@ -131,17 +132,6 @@ def read_archive(blob: bytes) -> Files:
                 assert body is not None
                 out[member.name] = body.read()
         return out
-
-
-def tgz(files: Files) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    buf.seek(0)
-    return buf
 
 
 def make_world(root: Path, setup: Callable[[World], None]) -> World:

@@ -16,6 +16,7 @@ import pytest
 
 from mcpmanager import FakeContainerService, Manager, _beneath, data, errors
 from mcpmanager.types import TaskStatus
+from tests.harness.archives import tgz
 from tests.hostile import (
     DATA_DEVICE,
     DATA_REPLACED,
@@ -24,7 +25,6 @@ from tests.hostile import (
     Host,
     Planter,
     members,
-    tgz,
 )
 
 BOT = "b"

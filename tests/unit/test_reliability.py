@@ -12,19 +12,9 @@ from mcpmanager import FakeContainerService, Manager, errors
 from mcpmanager.store import SQLiteStore
 from mcpmanager.types import TaskStatus
 from tests.fakes import make_manager
+from tests.harness.archives import tgz
 
 BOT = "b"
-
-
-def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    buf.seek(0)
-    return buf
 
 
 def data_dir(fake: FakeContainerService, bot: str = BOT) -> Path:

@@ -20,6 +20,7 @@ from mcpmanager import Manager, ManagerConfig, errors
 from mcpmanager.client import Client
 from mcpmanager.docker import DockerService
 from mcpmanager.store import SQLiteStore
+from tests.harness.archives import tgz
 from tests.harness.common import wait_for
 from tests.harness.docker import DockerDaemon
 from tests.harness.e2e import AGENT_REF, agent_image_archive, agent_mounts
@@ -79,17 +80,6 @@ def agent_ready(manager: Manager, bot: str, timeout: float = 60.0) -> Client:
 
     wait_for(answers, timeout=timeout, interval=0.1, what=f"the agent of bot {bot}")
     return manager.client(bot)
-
-
-def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
 
 
 def cat(client: Client, path: str) -> str:

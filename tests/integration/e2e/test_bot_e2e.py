@@ -23,6 +23,7 @@ import pytest
 from mcpmanager import Manager, ManagerConfig
 from mcpmanager.client import Client
 from mcpmanager.containerd import ContainerdService
+from tests.harness.archives import tgz
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.e2e import (
     AGENT_REF,
@@ -84,17 +85,6 @@ def world(containerd_daemon: ContainerdDaemon, containerd_namespace: str) -> Ite
         for bot in manager.list_bots():
             manager.delete(bot)
         manager.close()
-
-
-def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
 
 
 def raw(client: Client, path: str) -> bytes:
