@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from . import errors
-from .types import MountSpec, as_mount_tuple, as_str_tuple
+from .types import MountSpec, ResourceLimits, as_mount_tuple, as_str_tuple
 
 __all__ = ["DEFAULT_IMAGE", "ManagerConfig", "normalize_image_ref"]
 
@@ -32,6 +32,13 @@ def _not_negative(_instance: object, attribute: attrs.Attribute[float], value: f
         raise errors.InvalidArgument(f"{attribute.name} must be a number >= 0, got {value!r}")
 
 
+def _is_limits(
+    _instance: object, _attribute: attrs.Attribute[ResourceLimits], value: object
+) -> None:
+    if not isinstance(value, ResourceLimits):
+        raise errors.InvalidArgument(f"limits must be a ResourceLimits, got {value!r}")
+
+
 @attrs.frozen
 class ManagerConfig:
     """Settings of a :class:`mcpmanager.Manager`; all have working defaults.
@@ -52,6 +59,8 @@ class ManagerConfig:
     ready_timeout: float = attrs.field(default=30.0, validator=_not_negative)
     """Seconds start() (and every operation that restarts a bot) waits for the bot's
     agent to answer; 0 does not wait (for images without our agent)."""
+    limits: ResourceLimits = attrs.field(factory=ResourceLimits, validator=_is_limits)
+    """Resource limits of every bot whose options name none (default: unlimited)."""
 
     def image_ref(self) -> str:
         """The reference bots are created from: registry mirror prefix, or normalised."""
