@@ -1,4 +1,4 @@
-"""Limits and metrics on real containerd run only inside the namespace tests/test_resources_e2e.py makes.
+"""The limits scenario runs only inside the namespace tests/test_resources_e2e.py makes.
 
 A normal pytest run does not collect them: the parent test creates the
 namespace and the bridge network, then runs ``pytest tests/resources_e2e``
