@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 
-import attrs
-
-from . import errors, naming
+from . import _optlabels, errors, naming
 from ._addresses import AddressBook
 from ._board import StatusBoard
 from ._context import doing
@@ -25,6 +23,7 @@ from .botspec import bot_container_spec
 from .config import ManagerConfig, resolve_cni_bin_dir
 from .service import ContainerService
 from .types import (
+    BotOptions,
     BotStatus,
     ContainerInfo,
     CreateContainerRequest,
@@ -78,21 +77,54 @@ class Runtime:
             cni_conf_dir=self.config.cni_conf_dir,
         )
 
-    def bot_request(self, bot_id: str, snapshot_id: str = "") -> CreateContainerRequest:
-        """How the bot's container is made: image, snapshotter, labels and spec."""
+    def bot_request(
+        self,
+        bot_id: str,
+        snapshot_id: str = "",
+        *,
+        labels: Mapping[str, str] | None = None,
+        image_ref: str = "",
+        snapshotter: str = "",
+    ) -> CreateContainerRequest:
+        """How the bot's container is made: image, snapshotter, labels and spec.
+
+        The bot's options come from ``labels`` (the bot's labels when None);
+        ``image_ref`` overrides their image (a container put back on a
+        snapshot keeps the image that snapshot was made from), in which case
+        an image the options ask for stays pending.
+        """
+        labels = dict(labels) if labels else naming.bot_labels(bot_id)
+        options = _optlabels.options_of(labels, f"bot {bot_id}")
+        resolved = _optlabels.resolve(self.config, options)
+        labels = _optlabels.strip_options(labels) | _optlabels.option_labels(options)
+        image = image_ref or resolved.image_ref
+        if options.image and image != resolved.image_ref:
+            labels[naming.OPTIONS_PENDING_LABEL] = "image"
         return CreateContainerRequest(
             id=naming.container_id(bot_id),
-            image_ref=self.config.image_ref(),
+            image_ref=image,
             snapshot_id=snapshot_id,
-            snapshotter=self.config.snapshotter,
-            labels=naming.bot_labels(bot_id),
-            spec=bot_container_spec(self.config),
+            snapshotter=snapshotter or self.config.snapshotter,
+            labels=labels,
+            spec=bot_container_spec(self.config, resolved.env, resolved.limits),
         )
+
+    def options_request(
+        self, bot_id: str, options: BotOptions | None, snapshot_id: str = ""
+    ) -> CreateContainerRequest:
+        """:meth:`bot_request` for a bot with ``options`` (None: the config's defaults)."""
+        labels = naming.bot_labels(bot_id)
+        if options is not None:
+            labels |= _optlabels.option_labels(options)
+        return self.bot_request(bot_id, snapshot_id, labels=labels)
 
     # -- the container ---------------------------------------------------------
 
-    def ensure(self, bot_id: str) -> ContainerInfo:
-        """The bot's container, created (or rebuilt on a surviving snapshot) if missing."""
+    def ensure(self, bot_id: str, options: BotOptions | None = None) -> ContainerInfo:
+        """The bot's container, created (or rebuilt on a surviving snapshot) if missing.
+
+        A new container gets ``options``; an existing one is returned as it is.
+        """
         cid = naming.container_id(bot_id)
         with doing(f"bot {bot_id}: ensure container {cid}"):
             try:
@@ -109,10 +141,12 @@ class Runtime:
                     cid,
                     orphan,
                 )
-                info = self.service.create_container_from_snapshot(self.bot_request(bot_id, orphan))
+                info = self.service.create_container_from_snapshot(
+                    self.options_request(bot_id, options, orphan)
+                )
                 self.board.note(bot_id, "created")
                 return info
-            req = self.bot_request(bot_id)
+            req = self.options_request(bot_id, options)
             try:
                 info = self.service.create_container(req)
             except errors.AlreadyExists:  # another Manager created it meanwhile
@@ -177,11 +211,8 @@ class Runtime:
             self.service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=False))
             current = None
         if current is None:
-            req = attrs.evolve(
-                self.bot_request(bot_id, key),
-                image_ref=image,
-                snapshotter=snapshotter,
-                labels=labels or naming.bot_labels(bot_id),
+            req = self.bot_request(
+                bot_id, key, labels=labels, image_ref=image, snapshotter=snapshotter
             )
             self.service.create_container_from_snapshot(req)
 

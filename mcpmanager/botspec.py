@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from . import errors
 from .config import ManagerConfig
-from .types import ContainerSpec, MountSpec
+from .types import ContainerSpec, MountSpec, ResourceLimits
 
 __all__ = ["SYSTEMD_RESOLV_CONF", "bot_container_spec", "resolv_conf_source"]
 
@@ -53,13 +54,20 @@ def timezone_spec() -> tuple[tuple[MountSpec, ...], tuple[str, ...]]:
     return mounts, ((f"TZ={tz}",) if tz else ())
 
 
-def bot_container_spec(config: ManagerConfig) -> ContainerSpec:
-    """The spec of a bot container: resolv.conf, time zone, then ``extra_mounts``/``env``."""
+def bot_container_spec(
+    config: ManagerConfig, env: Sequence[str] = (), limits: ResourceLimits | None = None
+) -> ContainerSpec:
+    """The spec of a bot container: resolv.conf, time zone, ``extra_mounts``/``env``.
+
+    ``env`` (the bot's own entries) comes after the configured env, so it wins;
+    ``limits`` (None: ``config.limits``) are the bot's resource limits.
+    """
     resolv = MountSpec(
         "/etc/resolv.conf", "bind", resolv_conf_source(config.data_root), ("rbind", "ro")
     )
     tz_mounts, tz_env = timezone_spec()
     return ContainerSpec(
         mounts=(resolv, *tz_mounts, *config.extra_mounts),
-        env=(*tz_env, *config.env),
+        env=(*tz_env, *config.env, *env),
+        limits=config.limits if limits is None else limits,
     )

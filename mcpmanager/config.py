@@ -9,7 +9,7 @@ import attrs
 
 from . import errors
 from ._log import get_logger
-from .types import MountSpec, as_mount_tuple, as_str_tuple
+from .types import MountSpec, ResourceLimits, as_mount_tuple, as_str_tuple
 
 __all__ = [
     "DEBIAN_CNI_BIN_DIR",
@@ -48,6 +48,13 @@ def normalize_image_ref(ref: str) -> str:
 def _not_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise errors.InvalidArgument(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _is_limits(
+    _instance: object, _attribute: attrs.Attribute[ResourceLimits], value: object
+) -> None:
+    if not isinstance(value, ResourceLimits):
+        raise errors.InvalidArgument(f"limits must be a ResourceLimits, got {value!r}")
 
 
 @attrs.frozen
@@ -106,6 +113,9 @@ class ManagerConfig:
     ready_timeout: float = attrs.field(default=30.0, validator=_not_negative)
     """Seconds ``start()`` (and every operation that restarts a bot) waits for the
     bot's agent to answer; 0 does not wait (for images without our agent)."""
+
+    limits: ResourceLimits = attrs.field(factory=ResourceLimits, validator=_is_limits)
+    """Resource limits of every bot whose options name none (default: unlimited)."""
 
     def image_ref(self) -> str:
         """The reference bots are created from: registry mirror prefix, or normalised."""

@@ -18,9 +18,11 @@ import itertools
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
@@ -41,13 +43,15 @@ from .types import (
     NetworkSetupRequest,
     PullImageOptions,
     PullProgress,
+    ResourceLimits,
     SnapshotInfo,
     StopTaskOptions,
     TaskInfo,
+    TaskMetrics,
     TaskStatus,
 )
 
-__all__ = ["DEFAULT_SNAPSHOTTER", "Call", "FakeContainerService"]
+__all__ = ["DEFAULT_SNAPSHOTTER", "Call", "FakeContainerService", "Usage"]
 
 log = get_logger("mcpmanager.fake")
 
@@ -97,6 +101,16 @@ class _Task:
     pid: int
     status: TaskStatus
     exit_code: int = 0
+    started_ns: int = attrs.field(factory=time.monotonic_ns)
+
+
+@attrs.frozen
+class Usage:
+    """What a fake task pretends to use (see :meth:`FakeContainerService.set_usage`)."""
+
+    cpu_percent: float = 1.0
+    memory_bytes: int = 32 * 1024 * 1024
+    pids: int = 3
 
 
 @attrs.define
@@ -195,6 +209,7 @@ class FakeContainerService:
         self._ips: dict[str, str] = {}
         self._agents: dict[str, _Agent] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        self._usage: dict[str, Usage] = {}
         self._pids = itertools.count(4000)
         self._dirs = itertools.count(1)
         self._closed = False
@@ -256,6 +271,11 @@ class FakeContainerService:
     def snapshot_path(self, snapshotter: str, key: str) -> str:
         """The directory holding snapshot ``key``'s files (NotFound if it does not exist)."""
         return self._snapshot(snapshotter, key).path
+
+    def set_usage(self, container_id: str, usage: Usage) -> None:
+        """Make the container's task report ``usage`` (capped by its limits) from now on."""
+        with self._lock:
+            self._usage[container_id] = usage
 
     def count(self, method: str) -> int:
         """How many times ``method`` has been called."""
@@ -696,6 +716,76 @@ class FakeContainerService:
             snap = self._snapshot(snapshotter, key)
             return [MountInfo(type="bind", source=snap.path, options=("rbind", "rw"))]
 
+    # -- resources -----------------------------------------------------------
+
+    @_operation
+    def set_container_labels(self, id: str, labels: dict[str, str]) -> ContainerInfo:
+        """Replace the container's labels."""
+        with self._lock:
+            info = attrs.evolve(self._container(id), labels=dict(labels), updated_at=_now())
+            self._containers[id] = info
+            self._specs[id] = attrs.evolve(self._specs[id], labels=dict(labels))
+            return info
+
+    @_operation
+    def update_resources(self, id: str, limits: ResourceLimits) -> None:
+        """Record ``limits`` as the container's (what :meth:`task_metrics` then honours)."""
+        if not isinstance(limits, ResourceLimits):
+            raise errors.InvalidArgument(f"container {id}: limits must be ResourceLimits")
+        with self._lock:
+            self._container(id)
+            req = self._specs[id]
+            self._specs[id] = attrs.evolve(req, spec=attrs.evolve(req.spec, limits=limits))
+
+    def limits(self, container_id: str) -> ResourceLimits:
+        """The limits the container has now (for assertions in tests)."""
+        with self._lock:
+            self._container(container_id)
+            return self._specs[container_id].spec.limits or ResourceLimits()
+
+    @_operation
+    def task_metrics(self, id: str) -> TaskMetrics:
+        """Figures from the container's :class:`Usage` (default: 1 % CPU, 32 MiB, 3 pids).
+
+        CPU time grows at ``cpu_percent`` of a core since the task started,
+        memory and pids are the usage's, each capped by the container's limits.
+        """
+        with self._lock:
+            self._container(id)
+            task = self._tasks.get(id)
+            if task is None:
+                raise errors.NotFound(f"container {id} has no task")
+            if task.status is not TaskStatus.RUNNING:
+                raise errors.FailedPrecondition(
+                    f"task of container {id} is {task.status.value}, not running"
+                )
+            limits = self._specs[id].spec.limits or ResourceLimits()
+            usage = self._usage.get(id, Usage())
+            started = task.started_ns
+        percent = usage.cpu_percent
+        if limits.cpu_millicores:
+            percent = min(percent, limits.cpu_millicores / 10)
+        memory, pids = usage.memory_bytes, usage.pids
+        if limits.memory_bytes:
+            memory = min(memory, limits.memory_bytes)
+        if limits.pids:
+            pids = min(pids, limits.pids)
+        return TaskMetrics(
+            cpu_usage_ns=int((time.monotonic_ns() - started) * percent / 100),
+            memory_bytes=memory,
+            memory_limit_bytes=limits.memory_bytes,
+            pids=pids,
+            pids_limit=limits.pids,
+        )
+
+    @_operation
+    def snapshot_usage(self, snapshotter: str, key: str) -> int:
+        """The bytes of the regular files in the snapshot's directory (symlinks not followed)."""
+        _require(snapshotter, "snapshotter")
+        with self._lock:
+            path = self._snapshot(snapshotter, key).path
+        return _tree_bytes(path)
+
     # -- lifecycle -----------------------------------------------------------
 
     @_operation
@@ -720,6 +810,20 @@ class FakeContainerService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tree_bytes(path: str) -> int:
+    """The apparent size of every regular file under ``path``, never following a link."""
+    total = 0
+    for parent, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(parent, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def _start_agent(root: str, ip: str) -> _Agent:

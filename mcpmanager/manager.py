@@ -28,14 +28,18 @@ from ._image import ensure_image
 from ._locks import KeyedLocks
 from ._log import bot_context
 from ._moves import IntentJournal, Moves
+from ._resources import Resources, check_options
 from ._runtime import Runtime
 from .config import ManagerConfig
 from .naming import BOT_LABEL_KEY, CONTAINER_PREFIX, IP_LABEL_KEY, validate_bot_id
 from .service import ContainerService
 from .types import (
+    BotMetrics,
+    BotOptions,
     BotStatus,
     ContainerInfo,
     ImageInfo,
+    OptionsUpdate,
 )
 from .versions import (
     BotSnapshotData,
@@ -116,6 +120,7 @@ class Manager:
         self._runtime = Runtime(service, self._config, self._logger, self._addresses, self._board)
         self._data = DataOps(self._runtime)
         self._moves = Moves(self._runtime, IntentJournal(self._config.data_root), store)
+        self._resources = Resources(self._runtime, self._data)
 
     # -- properties ----------------------------------------------------------
 
@@ -158,23 +163,66 @@ class Manager:
     # -- lifecycle -----------------------------------------------------------
 
     @_bot_operation
-    def ensure_bot(self, bot_id: str) -> ContainerInfo:
-        """Create the bot's container if it does not exist yet; return it."""
+    def ensure_bot(self, bot_id: str, options: BotOptions | None = None) -> ContainerInfo:
+        """Create the bot's container if it does not exist yet; return it.
+
+        With ``options`` the bot gets them (see :meth:`update_options` for an
+        existing bot; use that to learn what was applied).
+        """
+        options = check_options(options)
         with self._locks.hold(bot_id):
-            return self._runtime.ensure(bot_id)
+            return self._resources.ensure(bot_id, options)
 
     @_bot_operation
-    def start(self, bot_id: str) -> None:
+    def start(self, bot_id: str, options: BotOptions | None = None) -> None:
         """Ensure the container, start its task and network, and cache its IP.
 
         On a running bot this only makes sure its IP is known. A stopped task
         left from an earlier run is replaced. If the network cannot be set up,
         the task is force-stopped again and the error raised: a bot is never
-        left running but unreachable.
+        left running but unreachable. With ``options`` the bot gets them
+        first (as :meth:`update_options` does); options still pending from
+        an earlier change take effect when a stopped bot starts.
         """
+        options = check_options(options)
         with self._locks.hold(bot_id):
-            self._runtime.ensure(bot_id)
+            self._resources.ensure(bot_id, options)
             self._runtime.ensure_running(bot_id)
+
+    @_bot_operation
+    def update_options(
+        self, bot_id: str, options: BotOptions, *, recreate: bool = False
+    ) -> OptionsUpdate:
+        """Give the bot new options (image, env, limits) and say what took effect.
+
+        A bot without a container gets one made with them. A stopped bot is
+        remade on its own snapshot at once. A running bot takes new limits
+        live where the runtime can; a new env or image (or limits the runtime
+        cannot change in place) wait for its next start from stopped, unless
+        ``recreate=True`` remakes it now (a restart). A new image never drops
+        ``/data``: it is backed up, the container remade, and restored.
+        """
+        if not isinstance(options, BotOptions):
+            raise errors.InvalidArgument(f"options must be a BotOptions, got {options!r}")
+        if not isinstance(recreate, bool):
+            raise errors.InvalidArgument(f"recreate must be a bool, got {recreate!r}")
+        with self._locks.hold(bot_id), doing(f"bot {bot_id}: update options"):
+            return self._resources.update(bot_id, options, recreate=recreate)
+
+    @_bot_operation
+    def options(self, bot_id: str) -> BotOptions:
+        """The options stored with the bot's container (empty fields: the config's)."""
+        with doing(f"bot {bot_id}: read options"):
+            return self._resources.stored(bot_id)
+
+    @_bot_operation
+    def metrics(self, bot_id: str) -> BotMetrics:
+        """What the running bot uses: CPU (two readings 200 ms apart), memory, pids, storage.
+
+        FailedPrecondition if the bot is not running; NotFound without a container.
+        """
+        with doing(f"bot {bot_id}: metrics"):
+            return self._resources.metrics(bot_id)
 
     @_bot_operation
     def stop(self, bot_id: str, timeout: float = 10.0) -> None:

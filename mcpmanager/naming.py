@@ -24,6 +24,11 @@ __all__ = [
     "IP_LABEL_KEY",
     "MAX_BOT_ID_LENGTH",
     "MAX_CONTAINER_ID_LENGTH",
+    "OPTIONS_PENDING_LABEL",
+    "OPTION_ENV_LABEL",
+    "OPTION_IMAGE_LABEL",
+    "OPTION_LABEL_KEYS",
+    "RESOURCE_LABEL_PREFIX",
     "bot_labels",
     "bot_of_container",
     "container_id",
@@ -40,6 +45,24 @@ BOT_LABEL_KEY = "mcp.bot_id"
 """Label on every container and snapshot made for a bot: the bot's ID."""
 IP_LABEL_KEY = "mcp.container_ip"
 """Optional container label that pins the bot's IP (read by IP recovery)."""
+OPTION_IMAGE_LABEL = "mcp.image"
+"""Container label: the image the bot's options ask for (absent: the configured one)."""
+OPTION_ENV_LABEL = "mcp.env"
+"""Container label: the bot's own env entries, as a JSON list (absent: none)."""
+RESOURCE_LABEL_PREFIX = "mcp.resource."
+"""Container labels ``mcp.resource.<field>`` hold the bot's own :class:`ResourceLimits`
+(``cpu_millicores``, ``memory_bytes``, ``pids``, ``storage_bytes``; absent: the
+configured limits), as memoh's ``memoh.workspace.resource.*`` labels do."""
+OPTIONS_PENDING_LABEL = "mcp.options.pending"
+"""Container label: options stored but not yet in effect, waiting for the next recreate."""
+OPTION_LABEL_KEYS = (
+    OPTION_IMAGE_LABEL,
+    OPTION_ENV_LABEL,
+    *(RESOURCE_LABEL_PREFIX + f for f in ("cpu_millicores", "memory_bytes", "pids")),
+    RESOURCE_LABEL_PREFIX + "storage_bytes",
+    OPTIONS_PENDING_LABEL,
+)
+"""Every label the bot's options are stored in."""
 CONTAINER_PREFIX = "mcp-"
 """What a bot's container ID starts with."""
 GC_ROOT_LABEL = "containerd.io/gc.root"

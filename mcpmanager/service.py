@@ -21,9 +21,11 @@ from .types import (
     NetworkResult,
     NetworkSetupRequest,
     PullImageOptions,
+    ResourceLimits,
     SnapshotInfo,
     StopTaskOptions,
     TaskInfo,
+    TaskMetrics,
 )
 
 __all__ = ["ContainerService"]
@@ -133,6 +135,29 @@ class ContainerService(Protocol):
 
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
         """Return the mounts that show snapshot ``key``'s filesystem."""
+        ...
+
+    def set_container_labels(self, id: str, labels: dict[str, str]) -> ContainerInfo:
+        """Replace the container's labels with ``labels``; NotSupported where they are fixed."""
+        ...
+
+    def update_resources(self, id: str, limits: ResourceLimits) -> None:
+        """Make ``limits`` the CPU, memory and pids limits of the container.
+
+        They apply to its running task at once (if it has one) and to every
+        later task. NotSupported when the runtime cannot change them in place.
+        """
+        ...
+
+    def task_metrics(self, id: str) -> TaskMetrics:
+        """One reading of the task's CPU time, memory and pids.
+
+        NotFound if the container has no task; FailedPrecondition if it is not running.
+        """
+        ...
+
+    def snapshot_usage(self, snapshotter: str, key: str) -> int:
+        """Bytes snapshot ``key`` holds itself (not counting its parents)."""
         ...
 
     def close(self) -> None:

@@ -21,12 +21,14 @@ from ..types import (
     NetworkResult,
     NetworkSetupRequest,
     PullImageOptions,
+    ResourceLimits,
     SnapshotInfo,
     StopTaskOptions,
     TaskInfo,
+    TaskMetrics,
     TaskStatus,
 )
-from . import containers, images, snapshots, tasks
+from . import containers, images, resources, snapshots, tasks
 from ._conn import Connection
 from .api import snapshots_pb2
 from .importer import import_archive
@@ -405,6 +407,28 @@ class ContainerdService:
             self._conn, _require(snapshotter, "snapshotter"), _require(key, "snapshot key")
         )
         return [snapshots.to_mount_info(m) for m in found]
+
+    # --- resources --------------------------------------------------------
+
+    def set_container_labels(self, id: str, labels: dict[str, str]) -> ContainerInfo:
+        """Replace the container's labels."""
+        return resources.set_labels(self._conn, _check_id(id), labels)
+
+    def update_resources(self, id: str, limits: ResourceLimits) -> None:
+        """Store ``limits`` in the container's spec and apply them to its live task."""
+        if not isinstance(limits, ResourceLimits):
+            raise errors.InvalidArgument(f"container {id}: limits must be ResourceLimits")
+        resources.update_resources(self._conn, _check_id(id), limits)
+
+    def task_metrics(self, id: str) -> TaskMetrics:
+        """CPU time, memory and pids of the task's cgroup (cgroup v1 or v2)."""
+        return resources.task_metrics(self._conn, _check_id(id))
+
+    def snapshot_usage(self, snapshotter: str, key: str) -> int:
+        """Bytes snapshot ``key`` holds over its parents."""
+        return resources.snapshot_usage(
+            self._conn, _require(snapshotter, "snapshotter"), _require(key, "snapshot key")
+        )
 
     def close(self) -> None:
         """Close the gRPC channel."""

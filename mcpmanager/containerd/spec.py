@@ -16,14 +16,24 @@ from typing import Any
 from google.protobuf import any_pb2
 
 from .. import errors
-from ..types import ContainerSpec
+from ..types import ContainerSpec, ResourceLimits
 
-__all__ = ["SPEC_TYPE_URL", "build_spec", "default_spec", "merge_env", "spec_any"]
+__all__ = [
+    "CPU_PERIOD_US",
+    "SPEC_TYPE_URL",
+    "apply_limits",
+    "build_spec",
+    "default_spec",
+    "merge_env",
+    "spec_any",
+]
 
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 """Type URL containerd and ctr expect for a JSON runtime spec."""
 
 OCI_VERSION = "1.0.2-dev"
+CPU_PERIOD_US = 100_000
+"""The CFS period CPU limits are a quota of (100 ms, the kernel's default)."""
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _CAPS = [
@@ -163,6 +173,29 @@ def _apply_container_spec(spec: dict[str, Any], cs: ContainerSpec) -> None:
         )
 
 
+def apply_limits(resources: dict[str, Any], limits: ResourceLimits | None) -> None:
+    """Set CPU (CFS quota per period), memory (hard limit) and pids in ``linux.resources``.
+
+    runc applies these on cgroup v1 (cpu.cfs_quota_us, memory.limit_in_bytes,
+    pids.max) and v2 (cpu.max, memory.max, pids.max) alike. A limit of 0
+    removes the entry (unlimited); other resource entries are kept.
+    """
+    limits = limits or ResourceLimits()
+    if limits.cpu_millicores:
+        quota = limits.cpu_millicores * CPU_PERIOD_US // 1000
+        resources["cpu"] = {"quota": quota, "period": CPU_PERIOD_US}
+    else:
+        resources.pop("cpu", None)
+    if limits.memory_bytes:
+        resources["memory"] = {"limit": limits.memory_bytes}
+    else:
+        resources.pop("memory", None)
+    if limits.pids:
+        resources["pids"] = {"limit": limits.pids}
+    else:
+        resources.pop("pids", None)
+
+
 def build_spec(
     namespace: str, container_id: str, image_config: Mapping[str, Any], cs: ContainerSpec
 ) -> dict[str, Any]:
@@ -172,6 +205,7 @@ def build_spec(
     spec = default_spec(namespace, container_id)
     _apply_image_config(spec, image_config, ())
     _apply_container_spec(spec, cs)
+    apply_limits(spec["linux"]["resources"], cs.limits)
     if not spec["process"]["args"]:
         raise errors.InvalidArgument(f"container {container_id}: no command to run")
     return spec

@@ -35,13 +35,16 @@ from ..types import (
     NetworkResult,
     NetworkSetupRequest,
     PullImageOptions,
+    ResourceLimits,
     SnapshotInfo,
     StopTaskOptions,
     TaskInfo,
+    TaskMetrics,
     TaskStatus,
 )
 from . import images, importer
 from . import labels as lb
+from . import resources as rs
 from ._client import Connection
 from ._errors import mapped
 from .inventory import SNAPSHOT_REPO, Inventory, holders, inspect_live
@@ -228,6 +231,7 @@ class DockerService:
             network_mode=self.network.name,
             mounts=to_mounts(spec.mounts, req.id),
             dns=list(spec.dns) or None,
+            **rs.host_config_limits(spec.limits),
         )
         with mapped(f"create container {req.id}"):
             created = api.create_container(
@@ -623,6 +627,47 @@ class DockerService:
             f"the Docker backend cannot mount snapshot {key!r} on the host; "
             "data operations go through the agent"
         )
+
+    # --- resources --------------------------------------------------------
+
+    def set_container_labels(self, id: str, labels: dict[str, str]) -> ContainerInfo:
+        """NotSupported: Docker cannot relabel a container (recreate it instead)."""
+        raise errors.NotSupported(f"the Docker backend cannot relabel container {id}")
+
+    def update_resources(self, id: str, limits: ResourceLimits) -> None:
+        """``container update``: the limits apply to the running container and later runs."""
+        if not isinstance(limits, ResourceLimits):
+            raise errors.InvalidArgument(f"container {id}: limits must be ResourceLimits")
+        holder, doc = inspect_live(self._conn, _check_id(id))
+        body = rs.update_body(limits, doc.get("HostConfig") or {}, id)
+        rs.post_update(self._conn, holder.docker_id, body, id)
+
+    def task_metrics(self, id: str) -> TaskMetrics:
+        """One ``stats`` reading of the running container."""
+        holder, doc = inspect_live(self._conn, _check_id(id))
+        task = self._tasks.task(id, holder.docker_id, doc["State"])
+        if task is None:
+            raise errors.NotFound(f"container {id} has no task")
+        if task.status is not TaskStatus.RUNNING:
+            raise errors.FailedPrecondition(f"task of container {id} is {task.status.value}")
+        with mapped(f"stats of container {id}"):
+            stats = self._conn.api().stats(holder.docker_id, stream=False)
+        return rs.metrics_of(stats, doc.get("HostConfig") or {})
+
+    def snapshot_usage(self, snapshotter: str, key: str) -> int:
+        """Size of the writable layer holding active snapshot ``key``.
+
+        NotSupported for a committed snapshot (an image's layers are shared).
+        """
+        del snapshotter
+        _require(key, "snapshot key")
+        inv = Inventory(self._conn)
+        holder = inv.active(key)
+        if holder is None:
+            if inv.committed(key) is not None:
+                raise errors.NotSupported(f"usage of committed snapshot {key} on Docker")
+            raise errors.NotFound(f"snapshot {key} not found")
+        return rs.layer_bytes(self._conn, holder.docker_id, key)
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -43,7 +43,7 @@ def shape(func: Callable[..., object]) -> tuple[object, ...]:
 
 
 def test_protocol_has_every_method() -> None:
-    assert len(protocol_methods()) == 25
+    assert len(protocol_methods()) == 29
     assert "close" in protocol_methods()
 
 
