@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Concatenate, ParamSpec, TypeVar
 
 from . import errors
+from ._log import bot_context
+from .naming import validate_bot_id
 
-__all__ = ["doing", "with_context"]
+__all__ = ["bot_operation", "doing", "with_context"]
+
+S = TypeVar("S")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def bot_operation(
+    method: Callable[Concatenate[S, str, P], T],
+) -> Callable[Concatenate[S, str, P], T]:
+    """Validate the bot ID before anything else, and tag the call's log records with it."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, bot_id: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        validate_bot_id(bot_id)
+        with bot_context(bot_id):
+            return method(self, bot_id, *args, **kwargs)
+
+    return wrapper
 
 
 def with_context(exc: Exception, context: str) -> errors.MCPManagerError:

@@ -337,12 +337,19 @@ class Moves:
         """Bots with an unfinished move in the journal."""
         return self._journal.bots()
 
+    def to_repair(self) -> list[str]:
+        """Bots :meth:`reconcile_one` may have work for: a pending move or an orphan, sorted."""
+        return sorted(set(self.pending_bots()) | set(self.orphaned_bots()))
+
     def reconcile_one(self, bot_id: str) -> ReconcileResult:
         """Finish the bot's interrupted move, or rebuild its vanished container.
 
         Runs to the end even if the calling thread is interrupted.
         """
-        return run_to_completion(lambda: self._reconcile(bot_id), f"reconcile-{bot_id}")
+        result = run_to_completion(lambda: self._reconcile(bot_id), f"reconcile-{bot_id}")
+        if result.action != "nothing to do":
+            self._rt.log(bot_id).warning("reconcile: %s %s", result.action, result.snapshot)
+        return result
 
     def _reconcile(self, bot_id: str) -> ReconcileResult:
         intent = self._journal.read(bot_id)

@@ -27,7 +27,7 @@ from .types import (
     TaskStatus,
 )
 
-__all__ = ["SAMPLE_INTERVAL", "Resources", "check_options"]
+__all__ = ["SAMPLE_INTERVAL", "Resources", "check_options", "check_update"]
 
 SAMPLE_INTERVAL = 0.2
 """Seconds between the two cgroup readings CPU percent is computed from (as memoh)."""
@@ -40,6 +40,14 @@ def check_options(options: object) -> BotOptions | None:
     if options is None or isinstance(options, BotOptions):
         return options
     raise errors.InvalidArgument(f"options must be a BotOptions or None, got {options!r}")
+
+
+def check_update(options: object, recreate: object) -> None:
+    """InvalidArgument unless ``options`` is a BotOptions and ``recreate`` a bool."""
+    if not isinstance(options, BotOptions):
+        raise errors.InvalidArgument(f"options must be a BotOptions, got {options!r}")
+    if not isinstance(recreate, bool):
+        raise errors.InvalidArgument(f"recreate must be a bool, got {recreate!r}")
 
 
 def _changed(old: BotOptions, new: BotOptions) -> tuple[str, ...]:

@@ -304,6 +304,16 @@ class Runtime:
         if self.config.ready_timeout > 0 and getattr(self.service, "serves_agents", True):
             self.wait_ready(bot_id, self.config.ready_timeout, since)
 
+    def ready_wait(self, bot_id: str, timeout: float | None) -> float:
+        """The seconds an explicit wait_ready() may take, checked; None means the config's."""
+        if not getattr(self.service, "serves_agents", True):
+            backend = type(self.service).__name__
+            raise errors.NotSupported(f"bot {bot_id}: {backend} runs no agents to wait for")
+        wait = self.config.ready_timeout if timeout is None else timeout
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
+            raise errors.InvalidArgument(f"timeout must be a number > 0, got {timeout!r}")
+        return float(wait)
+
     def wait_ready(self, bot_id: str, timeout: float, since: float | None = None) -> None:
         """Return once the bot's agent answers; DeadlineExceeded after ``timeout`` seconds.
 

@@ -14,44 +14,29 @@ and :mod:`._moves` (snapshots, versions, repair).
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING
 
 from . import _board, errors, naming, versions
 from ._addresses import AddressBook
-from ._context import doing
+from ._context import bot_operation, doing
 from ._data_ops import DataOps
 from ._format import describe, guarded
 from ._image import ensure_image
 from ._locks import KeyedLocks
 from ._log import bot_context
 from ._moves import IntentJournal, Moves
-from ._resources import Resources, check_options
+from ._resources import Resources, check_options, check_update
 from ._runtime import Runtime
 from .config import ManagerConfig
 from .naming import BOT_LABEL_KEY, CONTAINER_PREFIX, IP_LABEL_KEY, validate_bot_id
 from .service import ContainerService
-from .types import (
-    BotMetrics,
-    BotOptions,
-    BotStatus,
-    ContainerInfo,
-    ImageInfo,
-    OptionsUpdate,
-)
-from .versions import (
-    BotSnapshotData,
-    ReconcileResult,
-    SnapshotCreateInfo,
-    VersionInfo,
-    VersionList,
-)
+from .types import BotMetrics, BotOptions, BotStatus, ContainerInfo, ImageInfo, OptionsUpdate
+from .versions import BotSnapshotData, ReconcileResult, SnapshotCreateInfo, VersionInfo, VersionList
 
 if TYPE_CHECKING:
     from .client import Client
-    from .store import VersionRecord, VersionStore
+    from .store import VersionStore
 
 __all__ = [
     "BOT_LABEL_KEY",
@@ -60,34 +45,6 @@ __all__ = [
     "Manager",
     "validate_bot_id",
 ]
-
-T = TypeVar("T")
-P = ParamSpec("P")
-
-
-def _bot_operation(
-    method: Callable[Concatenate[Manager, str, P], T],
-) -> Callable[Concatenate[Manager, str, P], T]:
-    """Validate the bot ID before anything else, and tag the call's log records with it."""
-
-    @functools.wraps(method)
-    def wrapper(self: Manager, bot_id: str, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        validate_bot_id(bot_id)
-        with bot_context(bot_id):
-            return method(self, bot_id, *args, **kwargs)
-
-    return wrapper
-
-
-def _version_info(rec: VersionRecord) -> VersionInfo:
-    return VersionInfo(
-        id=rec.id,
-        version=rec.version,
-        snapshot_name=versions.display_snapshot_name(rec.display_name, rec.version),
-        runtime_snapshot_name=rec.runtime_snapshot_name,
-        display_name=rec.display_name,
-        created_at=rec.created_at,
-    )
 
 
 class Manager:
@@ -162,7 +119,7 @@ class Manager:
 
     # -- lifecycle -----------------------------------------------------------
 
-    @_bot_operation
+    @bot_operation
     def ensure_bot(self, bot_id: str, options: BotOptions | None = None) -> ContainerInfo:
         """Create the bot's container if it does not exist yet; return it.
 
@@ -173,7 +130,7 @@ class Manager:
         with self._locks.hold(bot_id):
             return self._resources.ensure(bot_id, options)
 
-    @_bot_operation
+    @bot_operation
     def start(self, bot_id: str, options: BotOptions | None = None) -> None:
         """Ensure the container, start its task and network, and cache its IP.
 
@@ -189,7 +146,7 @@ class Manager:
             self._resources.ensure(bot_id, options)
             self._runtime.ensure_running(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def update_options(
         self, bot_id: str, options: BotOptions, *, recreate: bool = False
     ) -> OptionsUpdate:
@@ -202,20 +159,17 @@ class Manager:
         ``recreate=True`` remakes it now (a restart). A new image never drops
         ``/data``: it is backed up, the container remade, and restored.
         """
-        if not isinstance(options, BotOptions):
-            raise errors.InvalidArgument(f"options must be a BotOptions, got {options!r}")
-        if not isinstance(recreate, bool):
-            raise errors.InvalidArgument(f"recreate must be a bool, got {recreate!r}")
+        check_update(options, recreate)
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: update options"):
             return self._resources.update(bot_id, options, recreate=recreate)
 
-    @_bot_operation
+    @bot_operation
     def options(self, bot_id: str) -> BotOptions:
         """The options stored with the bot's container (empty fields: the config's)."""
         with doing(f"bot {bot_id}: read options"):
             return self._resources.stored(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def metrics(self, bot_id: str) -> BotMetrics:
         """What the running bot uses: CPU (two readings 200 ms apart), memory, pids, storage.
 
@@ -224,7 +178,7 @@ class Manager:
         with doing(f"bot {bot_id}: metrics"):
             return self._resources.metrics(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def stop(self, bot_id: str, timeout: float = 10.0) -> None:
         """Stop the bot's task: signal, wait up to ``timeout`` seconds, then kill.
 
@@ -237,7 +191,7 @@ class Manager:
                 self._runtime.halt(bot_id, timeout)
             self._runtime.log(bot_id).info("stopped container %s", cid)
 
-    @_bot_operation
+    @bot_operation
     def delete(self, bot_id: str, preserve_data: bool = False) -> None:
         """Delete the bot's container and its snapshot.
 
@@ -259,7 +213,7 @@ class Manager:
             bot for c in containers if (bot := naming.bot_of_container(c.id, dict(c.labels)))
         )
 
-    @_bot_operation
+    @bot_operation
     def wait_ready(self, bot_id: str, timeout: float | None = None) -> None:
         """Return once the agent in the bot's container answers.
 
@@ -271,17 +225,11 @@ class Manager:
         FailedPrecondition if the bot is not running; NotSupported if the
         backend runs no agents (the fake without ``agents=True``).
         """
-        if not getattr(self._service, "serves_agents", True):
-            raise errors.NotSupported(
-                f"bot {bot_id}: {type(self._service).__name__} runs no agents"
-            )
-        wait = self._config.ready_timeout if timeout is None else timeout
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
-            raise errors.InvalidArgument(f"timeout must be a number > 0, got {timeout!r}")
+        wait = self._runtime.ready_wait(bot_id, timeout)
         self.container_ip(bot_id)  # recover the address of a bot started elsewhere
-        self._runtime.wait_ready(bot_id, float(wait))
+        self._runtime.wait_ready(bot_id, wait)
 
-    @_bot_operation
+    @bot_operation
     def status(self, bot_id: str) -> BotStatus:
         """What the backend says of the bot now: container, task state, pid, IP, image, times."""
         with doing(f"bot {bot_id}: status"):
@@ -313,19 +261,19 @@ class Manager:
         with bot_context(bot_id), self._locks.hold(bot_id):
             return self._addresses.ip(bot_id) or self._runtime.recover_ip(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def set_container_ip(self, bot_id: str, ip: str) -> None:
         """Record the bot's IP; if it changed, the bot's stale client is dropped."""
         self._addresses.put(bot_id, ip)
 
-    @_bot_operation
+    @bot_operation
     def client(self, bot_id: str) -> Client:
         """The gRPC client of the agent in the bot's container (made on first use)."""
         return self._addresses.client(bot_id)
 
     # -- data ----------------------------------------------------------------
 
-    @_bot_operation
+    @bot_operation
     def export_data(self, bot_id: str, dest: IO[bytes]) -> int:
         """Write ``/data`` of the bot's container to ``dest`` as tar.gz; return the bytes written.
 
@@ -336,7 +284,7 @@ class Manager:
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: export /data"):
             return self._data.export(bot_id, dest)
 
-    @_bot_operation
+    @bot_operation
     def import_data(self, bot_id: str, src: IO[bytes]) -> None:
         """Unpack a tar.gz into ``/data`` of the bot's container, replacing what it names.
 
@@ -351,13 +299,13 @@ class Manager:
         ):
             self._data.import_checked(bot_id, checked)
 
-    @_bot_operation
+    @bot_operation
     def preserve_data(self, bot_id: str) -> None:
         """Save ``/data`` to ``<data_root>/backups/<bot>.tar.gz`` (complete, or not at all)."""
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: preserve /data"):
             self._data.preserve(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def restore_preserved_data(self, bot_id: str) -> None:
         """Import the bot's backup into its container, then delete the backup.
 
@@ -367,7 +315,7 @@ class Manager:
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: restore preserved data"):
             self._data.restore(bot_id)
 
-    @_bot_operation
+    @bot_operation
     def has_preserved_data(self, bot_id: str) -> bool:
         """True if the bot has a backup archive, or a legacy directory not yet migrated."""
         return self._data.has_preserved(bot_id)
@@ -381,7 +329,7 @@ class Manager:
             )
         return self._moves.store
 
-    @_bot_operation
+    @bot_operation
     def create_snapshot(
         self, bot_id: str, name: str = "", source: str = versions.SOURCE_MANUAL
     ) -> SnapshotCreateInfo:
@@ -398,33 +346,25 @@ class Manager:
             info, rec = self._moves.snapshot(
                 self._require_store(), bot_id, "snapshot", display, source
             )
-        return SnapshotCreateInfo(
-            container_id=info.id,
-            snapshot_name=versions.display_snapshot_name(display, rec.version),
-            runtime_snapshot_name=rec.runtime_snapshot_name,
-            display_name=display,
-            snapshotter=info.snapshotter,
-            version=rec.version,
-            created_at=rec.created_at,
-        )
+        return SnapshotCreateInfo.of(info, rec)
 
-    @_bot_operation
+    @bot_operation
     def create_version(self, bot_id: str) -> VersionInfo:
         """Commit the bot's whole filesystem as its next numbered version (see create_snapshot)."""
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: create version"):
             store = self._require_store()
             _, rec = self._moves.snapshot(store, bot_id, "v", "", versions.SOURCE_PRE_EXEC)
-        return _version_info(rec)
+        return VersionInfo.of(rec)
 
-    @_bot_operation
+    @bot_operation
     def list_versions(self, bot_id: str) -> VersionList:
         """The bot's versions, version 1 first (a list that Jupyter shows as a table)."""
         store = self._require_store()
         with doing(f"bot {bot_id}: list versions"):
             records = store.list_versions(self.container_id(bot_id))
-            return VersionList(_version_info(r) for r in records)
+            return VersionList(VersionInfo.of(r) for r in records)
 
-    @_bot_operation
+    @bot_operation
     def version_snapshot_name(self, bot_id: str, version: int) -> str:
         """The runtime snapshot a version points at; NotFound if there is no such version."""
         versions.validate_version(version)
@@ -432,7 +372,7 @@ class Manager:
         with doing(f"bot {bot_id}: look up version {version}"):
             return store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
 
-    @_bot_operation
+    @bot_operation
     def rollback_version(self, bot_id: str, version: int) -> None:
         """Move the bot's container onto a fresh snapshot of an earlier version.
 
@@ -446,7 +386,7 @@ class Manager:
             self._moves.roll_back(bot_id, target, version)
             self._runtime.log(bot_id).info("rolled back to version %d (%s)", version, target)
 
-    @_bot_operation
+    @bot_operation
     def list_bot_snapshot_data(self, bot_id: str) -> BotSnapshotData:
         """The bot's container, its own snapshots and their ancestry, and the store's metadata.
 
@@ -466,18 +406,12 @@ class Manager:
         on its newest active snapshot and started. ``None`` checks every bot
         with an intent or an orphaned snapshot.
         """
-        if bot_id is not None:
-            bots = [validate_bot_id(bot_id)]
-        else:
-            with doing("reconcile: find bots to repair"):
-                bots = sorted(set(self._moves.pending_bots()) | set(self._moves.orphaned_bots()))
+        with doing("reconcile: find bots to repair"):
+            bots = [validate_bot_id(bot_id)] if bot_id is not None else self._moves.to_repair()
         results = []
         for bot in bots:
             with bot_context(bot), self._locks.hold(bot), doing(f"bot {bot}: reconcile"):
-                result = self._moves.reconcile_one(bot)
-            if result.action != "nothing to do":
-                self._runtime.log(bot).warning("reconcile: %s %s", result.action, result.snapshot)
-            results.append(result)
+                results.append(self._moves.reconcile_one(bot))
         return results
 
     # -- closing -------------------------------------------------------------

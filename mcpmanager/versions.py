@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -17,6 +18,9 @@ from . import errors
 from ._format import guarded, named, short
 from ._html import html_table
 from .types import ContainerInfo, SnapshotInfo
+
+if TYPE_CHECKING:
+    from .store import VersionRecord
 
 __all__ = [
     "BotSnapshotData",
@@ -46,6 +50,18 @@ class VersionInfo:
     display_name: str = attrs.field(repr=short)
     created_at: datetime = attrs.field(repr=short)
 
+    @classmethod
+    def of(cls, rec: VersionRecord) -> VersionInfo:
+        """The caller's view of a version row of the store."""
+        return cls(
+            id=rec.id,
+            version=rec.version,
+            snapshot_name=display_snapshot_name(rec.display_name, rec.version),
+            runtime_snapshot_name=rec.runtime_snapshot_name,
+            display_name=rec.display_name,
+            created_at=rec.created_at,
+        )
+
 
 @attrs.frozen
 class SnapshotCreateInfo:
@@ -58,6 +74,19 @@ class SnapshotCreateInfo:
     snapshotter: str
     version: int
     created_at: datetime = attrs.field(repr=short)
+
+    @classmethod
+    def of(cls, info: ContainerInfo, rec: VersionRecord) -> SnapshotCreateInfo:
+        """The snapshot ``rec`` that a move of container ``info`` recorded."""
+        return cls(
+            container_id=info.id,
+            snapshot_name=display_snapshot_name(rec.display_name, rec.version),
+            runtime_snapshot_name=rec.runtime_snapshot_name,
+            display_name=rec.display_name,
+            snapshotter=info.snapshotter,
+            version=rec.version,
+            created_at=rec.created_at,
+        )
 
 
 @attrs.frozen

@@ -17,11 +17,11 @@ import tempfile
 
 import pytest
 
-from tests.e2e.conftest import E2E_DIR_ENV
 from tests.harness.common import require_binaries, require_root
 from tests.harness.containerd import BINARIES
 from tests.harness.e2e import E2E_PLUGINS, E2EDir, HostNetns
 from tests.harness.netns import require_cni_plugins
+from tests.integration.e2e.conftest import E2E_DIR_ENV
 from tests.integration.test_e2e import run_child
 
 pytestmark = pytest.mark.integration
