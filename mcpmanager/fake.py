@@ -311,8 +311,9 @@ class FakeContainerService:
         name = normalize_name(ref)
         image = self._pull(name, opts.snapshotter if opts.unpack else None)
         if opts.progress is not None:
-            opts.progress(PullProgress(ref=name, digest=image.id, done=0, total=1))
-            opts.progress(PullProgress(ref=name, digest=image.id, done=1, total=1))
+            for digest, size in _simulated_layers(image.id):
+                for done in (0, size // 2, size):
+                    opts.progress(PullProgress(ref=name, digest=digest, done=done, total=size))
         return image
 
     def _pull(self, name: str, snapshotter: str | None) -> ImageInfo:
@@ -824,6 +825,17 @@ def _tree_bytes(path: str) -> int:
             if stat.S_ISREG(st.st_mode):
                 total += st.st_size
     return total
+
+
+_SIMULATED_LAYER_SIZES = (2_812_416, 18_350_080, 524_288)
+"""Bytes of the layers the simulated registry reports for every image (a small distro image)."""
+
+
+def _simulated_layers(image_id: str) -> list[tuple[str, int]]:
+    """(digest, size) of an image's simulated layers, the same for the same image."""
+    return [
+        (_digest_of(f"{image_id}/layer{i}"), size) for i, size in enumerate(_SIMULATED_LAYER_SIZES)
+    ]
 
 
 def _start_agent(root: str, ip: str) -> _Agent:

@@ -19,6 +19,7 @@ from mcpmanager.types import (
     DeleteTaskOptions,
     NetworkSetupRequest,
     PullImageOptions,
+    PullProgress,
     TaskStatus,
 )
 
@@ -46,6 +47,12 @@ def test_pull_uses_remote_digest_and_reports_progress(fake: FakeContainerService
     assert image.id == "sha256:" + "ab" * 32
     assert fake.get_image(IMAGE) == image
     assert seen[-1].done == seen[-1].total
+    finals = {p.digest: p for p in seen if p.done == p.total}
+    assert len(finals) == 3  # every simulated layer finishes, with its size in bytes
+    assert all(p.total > 1 for p in finals.values())
+    again: list[PullProgress] = []
+    fake.pull_image(IMAGE, PullImageOptions(progress=again.append))
+    assert [(p.digest, p.total) for p in again] == [(p.digest, p.total) for p in seen]
 
 
 def test_get_image_short_name_fallback(svc: FakeContainerService) -> None:

@@ -229,8 +229,13 @@ def test_real_tqdm_draws_each_layer() -> None:
 def test_with_a_pull_on_the_fake(no_tqdm: None) -> None:
     out = io.StringIO()
     with FakeContainerService() as service, PullProgressBar(file=out) as bar:
-        image = service.pull_image(REF, PullImageOptions(progress=bar))
-    assert f"{short_digest(image.id)}  [####################] 100%" in out.getvalue()
+        seen: list[PullProgress] = []
+        service.pull_image(REF, PullImageOptions(progress=lambda p: (seen.append(p), bar(p))))
+    layers = {p.digest: p.total for p in seen}
+    assert len(layers) == 3  # several layers, each with its real size in bytes
+    assert all(total >= 1 << 19 for total in layers.values())
+    for digest in layers:
+        assert f"{short_digest(digest)}  [####################] 100%" in out.getvalue()
 
 
 # -- helpers ---------------------------------------------------------------------
