@@ -74,10 +74,12 @@ def test_update_resources_errors(backend: Backend) -> None:
 
 def test_set_container_labels(backend: Backend) -> None:
     cid = backend.create(labels={"a": "1", "b": "2"}).id
-    try:
-        info = backend.service.set_container_labels(cid, {"a": "9", "c": "3"})
-    except errors.NotSupported:
-        pytest.skip(f"{backend.name} cannot relabel a container")
+    if backend.name == "docker":  # Docker keeps a container's labels for its life
+        with pytest.raises(errors.NotSupported):
+            backend.service.set_container_labels(cid, {"a": "9", "c": "3"})
+        assert dict(backend.service.get_container(cid).labels) == {"a": "1", "b": "2"}
+        return
+    info = backend.service.set_container_labels(cid, {"a": "9", "c": "3"})
     assert dict(info.labels) == {"a": "9", "c": "3"}
     assert dict(backend.service.get_container(cid).labels) == {"a": "9", "c": "3"}
 

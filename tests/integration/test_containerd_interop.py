@@ -46,7 +46,7 @@ def test_ctr_lists_and_starts_our_container(
         assert "FOO=bar" in info["Spec"]["process"]["env"]
         ctr(containerd_namespace, "tasks", "start", "-d", cid)
         wait_for(lambda: containerd_service.get_task_info(cid).status == TaskStatus.RUNNING)
-        out = ctr(containerd_namespace, "tasks", "exec", "--exec-id", "pwd", cid, "pwd")
+        out = containerd_daemon.exec(containerd_namespace, cid, "pwd")
         assert out == "/data\n"
     finally:
         containerd_service.delete_container(cid)
@@ -67,9 +67,7 @@ def test_we_run_an_image_imported_by_ctr(
         assert containerd_service.get_image("mcpm-by-ctr:1").name == name
         containerd_service.create_container(CreateContainerRequest(id=cid, image_ref=name))
         containerd_service.start_container(cid)
-        out = containerd_daemon.ctr(
-            containerd_namespace, "tasks", "exec", "--exec-id", "m", cid, "cat", "/marker"
-        )
+        out = containerd_daemon.exec(containerd_namespace, cid, "cat /marker")
         assert out == "ctr-imported\n"
     finally:
         with contextlib.suppress(errors.NotFound):
