@@ -27,7 +27,7 @@ def say(step: str, detail: str = "") -> None:
 
 def notes(manager: Manager, bot: str) -> str:
     """The bot's notes file, as text."""
-    return b"".join(manager.client(bot).read_raw("/data/notes.md")).decode()
+    return manager.client(bot).read_text("/data/notes.md")
 
 
 def tour(manager: Manager) -> None:
@@ -36,9 +36,12 @@ def tour(manager: Manager) -> None:
     say("image ready", f"{image.name} ({image.id[:19]}…)")
 
     for bot in ("alice", "bob"):
-        manager.start(bot)
-        where = f"container {manager.container_id(bot)} at {manager.container_ip(bot)}"
-        say(f"started {bot}", where)
+        manager.start(bot)  # returns once the bot's agent answers
+        st = manager.status(bot)
+        say(
+            f"started {bot}",
+            f"container {st.container_id} {st.status.value}, pid {st.pid}, {st.ip}",
+        )
 
     alice = manager.client("alice")
     alice.write_file("/data/notes.md", "first draft\n")

@@ -10,8 +10,8 @@ from pathlib import Path
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
 
 STEPS = (
-    "started alice",
-    "started bob",
+    "started alice: container mcp-alice running, pid",
+    "started bob: container mcp-bob running, pid",
     "alice wrote /data/notes.md: 'first draft\\n'",
     "alice ran a command: exit 0, output 'FIRST DRAFT'",
     "bob has his own /data: ls shows nothing",
