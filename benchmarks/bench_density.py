@@ -74,11 +74,15 @@ class Agent:
     """One ``python -m mcpmanager.agent`` on a free loopback port."""
 
     def __init__(self, root: str, env: dict[str, str]) -> None:
+        # $BENCH_AGENT_SCRIPT: a script to run instead of -m mcpmanager.agent (A/B trials).
+        script = env.get("BENCH_AGENT_SCRIPT")
+        agent = [script] if script else ["-m", "mcpmanager.agent"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mcpmanager.agent", "--listen", "127.0.0.1:0", "--root", root],
+            [sys.executable, *agent, "--listen", "127.0.0.1:0", "--root", root],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
+            cwd=root,  # not the checkout: $PYTHONPATH decides which mcpmanager runs
             text=True,
         )
         self.address = ""
@@ -110,15 +114,20 @@ def calls(client: Client, count: int) -> None:
             client.read_file(f"f{(i - 2) % 10}.txt")
 
 
-def drive(addresses: Sequence[str], count: int) -> float:
-    """Give every agent ``count`` calls from 8 threads; the seconds it took."""
+def drive(addresses: Sequence[str], count: int, parallel: int = 1) -> float:
+    """Give every agent ``count`` calls (``parallel`` at a time each), 8 threads in all."""
 
     def one(address: str) -> None:
         with Client(address) as c:
-            calls(c, count)
+            if parallel == 1:
+                calls(c, count)
+                return
+            with ThreadPoolExecutor(parallel) as each:
+                share = [count // parallel + (i < count % parallel) for i in range(parallel)]
+                list(each.map(lambda k: calls(c, k), share))
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(max(1, 8 // parallel)) as pool:
         list(pool.map(one, addresses))
     return time.perf_counter() - began
 
@@ -169,17 +178,36 @@ def anchor(code: str, n: int, env: dict[str, str]) -> Memory:
             p.wait()
 
 
+def compile_package() -> None:
+    """Byte-compile mcpmanager as ``pip install`` does, so agents load .pyc, not source.
+
+    An agent that compiles its modules at every start (a read-only mount with
+    no __pycache__, as the test image has) keeps about 1 MiB more, and starts slower.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "mcpmanager")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
 def plain(args: argparse.Namespace, figures: Figures) -> None:
     env = env_for_children(args.env)
-    print(f"plain processes; {args.calls} calls each after idle; MiB per process (mean)")
+    if not args.no_compile:
+        compile_package()
+    print(
+        f"plain processes; {args.calls} calls each after idle, {args.parallel} at a time; "
+        "MiB per process (mean)"
+    )
     if args.env:
         print(f"  agent environment: {' '.join(args.env)}")
+    print(f"  mcpmanager {'from source (no .pyc)' if args.no_compile else 'byte-compiled'}")
     for n in args.n:
         base = {name: anchor(code, n, env) for name, code in ANCHORS.items()}
         with agents(n, env) as started:
             pids = [a.proc.pid for a in started]
             idle = mean(settle(pids))
-            took = drive([a.address for a in started], args.calls)
+            took = drive([a.address for a in started], args.calls, args.parallel)
             busy = mean(settle(pids))
         print(f"N={n}:")
         for name, m in base.items():
@@ -328,8 +356,12 @@ def main() -> int:
     p.add_argument("--n", type=sizes, default=[1, 10, 100], help="plain process counts")
     p.add_argument("--calls", type=int, default=150)
     p.add_argument(
+        "--parallel", type=int, default=1, help="calls in flight per agent (plain processes)"
+    )
+    p.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="agent environment"
     )
+    p.add_argument("--no-compile", action="store_true", help="do not byte-compile mcpmanager first")
     p.add_argument("--containerd", action="store_true", help="also bots on containerd (root)")
     p.add_argument("--containerd-n", type=sizes, default=[1, 10])
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
