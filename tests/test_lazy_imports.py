@@ -40,7 +40,7 @@ def test_from_imports_and_star_import_work() -> None:
 
 
 def test_submodules_are_still_attributes() -> None:
-    assert mcpmanager.fake is importlib.import_module("mcpmanager.fake")  # type: ignore[attr-defined]
+    assert mcpmanager.fake is importlib.import_module("mcpmanager.fake")
     assert mcpmanager.client.pool is importlib.import_module("mcpmanager.client.pool")
 
 
