@@ -219,17 +219,19 @@ def plain(args: argparse.Namespace, figures: Figures) -> None:
             f"{busy.uss / MEMOH_AFTER_CALLS:.2f}x memoh's documented {MEMOH_AFTER_CALLS:.0f} MiB"
         )
         grpc_uss = base["python -c 'import grpc'"].uss
-        figures.add(f"agent USS idle, N={n}", idle.uss, "MiB", f"import grpc {grpc_uss:.1f}")
-        figures.add(f"agent PSS idle, N={n}", idle.pss, "MiB")
-        figures.add(f"agent RSS idle, N={n}", idle.rss, "MiB", f"memoh {MEMOH_RSS_IDLE:.0f}")
+        bare_uss = base["python -c pass"].uss
+        anchors = f"python -c 'import grpc' {grpc_uss:.1f}, python -c pass {bare_uss:.1f}"
+        figures.add(f"agent USS idle, {n} agents", idle.uss, "MiB", anchors)
         figures.add(
-            f"agent USS after {args.calls} calls, N={n}",
+            f"agent USS after {args.calls} calls, {n} agents",
             busy.uss,
             "MiB",
-            f"memoh {MEMOH_AFTER_CALLS:.0f} (documented); import grpc {grpc_uss:.1f}",
+            f"memoh {MEMOH_AFTER_CALLS:.0f} (documented); {anchors}",
             "<= 13 MiB",
         )
-        figures.add(f"agent PSS after {args.calls} calls, N={n}", busy.pss, "MiB")
+        figures.add(f"agent PSS after {args.calls} calls, {n} agents", busy.pss, "MiB")
+        if n == 1:
+            figures.add("agent RSS idle, 1 agent", idle.rss, "MiB", f"memoh {MEMOH_RSS_IDLE:.0f}")
     print(f"memoh's Go agent (documented, issue 15): RSS {MEMOH_RSS_IDLE:.0f} idle; {TARGET}")
 
 
@@ -332,16 +334,19 @@ def containerd_round(
     print(f"  {'shim idle':28s} {fmt(shim_idle)}")
     print(f"  {f'agent after {count} calls':28s} {fmt(busy)}")
     print(f"  {f'shim after {count} calls':28s} {fmt(shim_busy)}")
-    row: list[tuple[str, Memory]] = [
-        ("agent idle", idle),
-        ("shim idle", shim_idle),
-        (f"agent after {count} calls", busy),
-        (f"shim after {count} calls", shim_busy),
-    ]
-    for what, m in row:
-        target = "<= 13 MiB" if what.startswith("agent after") else ""
-        figures.add(f"containerd {what} USS, N={n}", m.uss, "MiB", "", target)
-        figures.add(f"containerd {what} PSS, N={n}", m.pss, "MiB")
+    figures.add(
+        f"containerd: agent USS after {count} calls, {n} bots",
+        busy.uss,
+        "MiB",
+        f"idle {idle.uss:.1f}; PSS {busy.pss:.1f}",
+        "<= 13 MiB",
+    )
+    figures.add(
+        f"containerd: runc shim USS per bot, {n} bots",
+        shim_busy.uss,
+        "MiB",
+        f"PSS {shim_busy.pss:.1f}, RSS {shim_busy.rss:.1f}",
+    )
 
 
 # --- driver -----------------------------------------------------------------------
