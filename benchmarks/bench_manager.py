@@ -36,6 +36,9 @@ def manager_cycle(manager: Manager, bot: str) -> None:
     manager.delete(bot)
 
 
+NET = {"cni_bin_dir": "/opt/cni/bin", "cni_conf_dir": "/etc/cni/net.d"}  # the Manager's defaults
+
+
 def fake_cycle(fake: FakeContainerService, cid: str) -> None:
     """The service calls a start/stop/delete cycle makes, straight on the fake."""
     with contextlib.suppress(Exception):
@@ -47,10 +50,10 @@ def fake_cycle(fake: FakeContainerService, cid: str) -> None:
     with contextlib.suppress(Exception):
         fake.get_task_info(cid)
     fake.start_container(cid)
-    fake.setup_network(NetworkSetupRequest(container_id=cid))
+    fake.setup_network(NetworkSetupRequest(container_id=cid, **NET))
     fake.stop_container(cid, StopTaskOptions(force=True))
-    fake.remove_network(NetworkSetupRequest(container_id=cid))
-    fake.remove_network(NetworkSetupRequest(container_id=cid))
+    fake.remove_network(NetworkSetupRequest(container_id=cid, **NET))
+    fake.remove_network(NetworkSetupRequest(container_id=cid, **NET))
     fake.delete_task(cid, DeleteTaskOptions(force=True))
     fake.delete_container(cid, DeleteContainerOptions())
 

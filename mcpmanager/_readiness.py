@@ -2,8 +2,7 @@
 
 A container's task is running well before the agent inside it listens (about
 0.1 s on containerd). The wait asks the agent a cheap question (``stat /``)
-until it answers, backing off from 5 ms to 25 ms (a refused connect is cheap, and a
-longer pause would show in every start), up to a deadline. Any
+until it answers, backing off from 5 ms to 20 ms, up to a deadline. Any
 answer counts, an error reply included: only "cannot connect" and "no reply
 in time" mean not ready yet.
 """
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["wait_for_agent"]
 
 _FIRST_PAUSE = 0.005
-_MAX_PAUSE = 0.025
+_MAX_PAUSE = 0.02  # a bot's agent listens within ~0.1-0.3 s: a longer pause adds to every start
 _PROBE_TIMEOUT = 1.0
 
 _clock = time.monotonic

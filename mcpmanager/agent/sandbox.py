@@ -27,8 +27,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-
-import attrs
+from typing import NamedTuple
 
 from .rootfs import RootFS
 
@@ -53,8 +52,7 @@ _probe_result: list[str | None] = []  # [None] works, [reason] does not; [] not 
 _warned = threading.Event()
 
 
-@attrs.frozen
-class Wrapped:
+class Wrapped(NamedTuple):
     """A command ready for ``Popen``: its argv and the descriptors it must inherit."""
 
     argv: list[str]

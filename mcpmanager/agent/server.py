@@ -16,7 +16,6 @@ from ..client import mcpcontainer_pb2_grpc as pb_grpc
 from ..client.protocol import DEFAULT_WORKDIR
 from .failures import AgentError
 from .rootfs import RootFS
-from .sandbox import Sandbox
 from .service import ContainerServicer
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_TEMPLATE", "AgentServer"]
@@ -124,7 +123,11 @@ class AgentServer:
                 raise errors.InvalidArgument(f"agent root {self._root!r}: {exc.message}") from exc
             if self._template:
                 seed_from_template(fs, self._template)
-            sandbox = Sandbox.create(fs) if self._confine_exec else None
+            sandbox = None
+            if self._confine_exec:
+                from .sandbox import Sandbox  # only confining agents need bubblewrap's module
+
+                sandbox = Sandbox.create(fs)
             servicer = ContainerServicer(fs, sandbox)
             server = grpc.server(
                 ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="agent"),

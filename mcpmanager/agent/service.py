@@ -8,7 +8,7 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,8 +26,10 @@ from .execproc import STDOUT, Execution
 from .failures import AgentError, from_os_error
 from .fileinfo import go_mode, rfc3339
 from .rootfs import AtomicWriter, RootFS
-from .sandbox import SANDBOX_PATH, Sandbox
 from .textpage import read_page
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 __all__ = ["ContainerServicer"]
 
@@ -284,6 +286,8 @@ def _launch(run: Execution) -> None:
 
 def _sandbox_env() -> dict[str, str]:
     """The environment a sandboxed command starts from: not the host's."""
+    from .sandbox import SANDBOX_PATH  # loaded only by agents that confine commands
+
     return {"PATH": SANDBOX_PATH, "HOME": DEFAULT_WORKDIR, "LANG": "C.UTF-8"}
 
 

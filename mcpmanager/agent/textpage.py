@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
-
-import attrs
+from typing import BinaryIO, NamedTuple
 
 __all__ = [
     "BINARY_PROBE_BYTES",
@@ -27,8 +25,7 @@ _LINE_HEAD_BYTES = 4 * (MAX_LINE_CHARS + 1)
 _COUNT_CHUNK = 1024 * 1024
 
 
-@attrs.frozen
-class Page:
+class Page(NamedTuple):
     """What ReadFile answers."""
 
     content: str

@@ -4,16 +4,45 @@
 commands, raw transfers) of one agent; :class:`Pool` keeps one client per bot
 and hands out :class:`BotClient` handles that follow a bot across restarts.
 Failures are :mod:`mcpmanager.errors` exceptions.
+
+The names below load on first use (PEP 562): the agent imports this package's
+generated protocol modules without loading the client, the pool and attrs.
 """
 
 from __future__ import annotations
 
-from .client import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, EXEC_DEADLINE_MARGIN, Client, ExecStream
-from .errors import ExecTimedOut, PermissionDenied
-from .handle import BotClient
-from .pool import CONNECTING_TIMEOUT, Pool
-from .protocol import DEFAULT_EXEC_TIMEOUT, DEFAULT_PORT, DEFAULT_WORKDIR, RAW_CHUNK_SIZE
-from .results import ExecChunk, ExecResult, FileEntry, ReadFileResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, EXEC_DEADLINE_MARGIN, Client, ExecStream
+    from .errors import ExecTimedOut, PermissionDenied
+    from .handle import BotClient
+    from .pool import CONNECTING_TIMEOUT, Pool
+    from .protocol import DEFAULT_EXEC_TIMEOUT, DEFAULT_PORT, DEFAULT_WORKDIR, RAW_CHUNK_SIZE
+    from .results import ExecChunk, ExecResult, FileEntry, ReadFileResult
+
+#: Where each public name lives: ``name -> submodule``.
+_EXPORTS: dict[str, str] = {
+    "CHANNEL_OPTIONS": "client",
+    "CONNECTING_TIMEOUT": "pool",
+    "DEFAULT_EXEC_TIMEOUT": "protocol",
+    "DEFAULT_PORT": "protocol",
+    "DEFAULT_TIMEOUT": "client",
+    "DEFAULT_WORKDIR": "protocol",
+    "EXEC_DEADLINE_MARGIN": "client",
+    "RAW_CHUNK_SIZE": "protocol",
+    "BotClient": "handle",
+    "Client": "client",
+    "ExecChunk": "results",
+    "ExecResult": "results",
+    "ExecStream": "client",
+    "ExecTimedOut": "errors",
+    "FileEntry": "results",
+    "PermissionDenied": "errors",
+    "Pool": "pool",
+    "ReadFileResult": "results",
+}
 
 __all__ = [
     "CHANNEL_OPTIONS",
@@ -35,3 +64,29 @@ __all__ = [
     "Pool",
     "ReadFileResult",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule holding public ``name`` on first use, then cache it here."""
+    where = _EXPORTS.get(name)
+    if where is None:
+        return _submodule(name)
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def _submodule(name: str) -> Any:
+    """``package.name`` as an attribute, as when every submodule was imported eagerly."""
+    full = f"{__name__}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name != full:
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazy public ones included."""
+    return sorted({*globals(), *__all__})

@@ -43,7 +43,9 @@ class Pool:
     bot makes its client; later ones return the same client until its channel
     is in TRANSIENT_FAILURE or SHUTDOWN, or has been CONNECTING for more than
     30 s, when it is closed and replaced. Threads asking for the same bot at
-    once dial once; different bots never wait on each other.
+    once dial once; different bots never wait on each other (the pool's own
+    lock only guards its maps: address look-ups, dials, channel state checks
+    and closes all happen outside it).
 
     The pool stays usable after :meth:`close_all`, like memoh's.
     """
@@ -95,8 +97,11 @@ class Pool:
         with self._lock:
             self._check_open(bot_id)
             client = self._clients.get(bot_id)
-            if client is not None and not _stale(client):
-                return client
+        # The channel's state is asked outside the pool's lock: other bots never wait on it.
+        if client is not None and not _stale(client):
+            return client
+        with self._lock:
+            self._check_open(bot_id)
             dial = self._dials.get(bot_id)
             if dial is None:
                 dial = self._dials[bot_id] = _Dial()
@@ -111,15 +116,18 @@ class Pool:
                     del self._dials[bot_id]
 
     def _dial(self, bot_id: str, dial: _Dial) -> Client:
-        stale: Client | None = None
         with self._lock:
             client = self._clients.get(bot_id)
-            if client is not None:
-                if not _stale(client):
-                    return client
-                stale = self._clients.pop(bot_id)
-        if stale is not None:
-            stale.close()
+        if client is not None:
+            if not _stale(client):
+                return client
+            with self._lock:
+                # Unless remove() took it meanwhile (and closes it itself), it is ours to drop.
+                mine = self._clients.get(bot_id) is client
+                if mine:
+                    del self._clients[bot_id]
+            if mine:
+                client.close()
         for _ in range(_MAX_REDIALS):
             dial.invalidated = False
             with self._lock:
