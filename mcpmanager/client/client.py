@@ -397,7 +397,7 @@ class Client:
     # -- internals -------------------------------------------------------------
 
     def _subject(self) -> str:
-        return f"bot {self._bot_id!r}" if self._bot_id else f"agent {self._target}"
+        return f"bot {self._bot_id}" if self._bot_id else f"agent {self._target}"
 
     @contextmanager
     def _errors(self, op: str, what: str, timeout: float | None) -> Iterator[None]:

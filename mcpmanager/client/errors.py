@@ -44,6 +44,6 @@ def map_rpc_error(
 
 
 def describe(subject: str, op: str, what: str, reason: str) -> str:
-    """``"bot 'b1': read_file '/data/x': no such file"``."""
+    """``"bot b1: read_file '/data/x': no such file"``."""
     target = f" {what!r}" if what else ""
     return f"{subject}: {op}{target}: {reason}"

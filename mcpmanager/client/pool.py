@@ -135,7 +135,7 @@ class Pool:
             ip = self._ip_func(bot_id)
             if not ip:
                 raise errors.Unavailable(
-                    f"bot {bot_id!r}: no IP known for its container (is it running?)"
+                    f"bot {bot_id}: no IP known for its container (is it running?)"
                 )
             client = Client(_target(ip, self._port), bot_id=bot_id)
             with self._lock:
@@ -143,7 +143,7 @@ class Pool:
                     self._clients[bot_id] = client
                     return client
             client.close()  # removed while we looked the address up: look again
-        raise errors.Unavailable(f"bot {bot_id!r}: its client kept being removed while dialing")
+        raise errors.Unavailable(f"bot {bot_id}: its client kept being removed while dialing")
 
     def remove(self, bot_id: str) -> None:
         """Close and forget the bot's client (a dial in progress looks the IP up again)."""
@@ -178,7 +178,7 @@ class Pool:
     def _check_open(self, bot_id: str) -> None:
         if self._closed:
             raise errors.FailedPrecondition(
-                f"bot {bot_id!r}: the Manager is closed (its client pool is shut down)"
+                f"bot {bot_id}: the Manager is closed (its client pool is shut down)"
             )
 
     def __len__(self) -> int:

@@ -176,7 +176,7 @@ def test_read_file_of_a_huge_single_line(root: Path, client: Client) -> None:
 
 
 def test_read_file_errors(root: Path, client: Client) -> None:
-    with pytest.raises(errors.NotFound, match=r"bot 'bot1'.*read_file.*nope"):
+    with pytest.raises(errors.NotFound, match=r"bot bot1: read_file.*nope"):
         client.read_file("nope")
     with pytest.raises(errors.InvalidArgument, match="directory"):
         client.read_file("/data")

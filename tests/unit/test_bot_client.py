@@ -107,7 +107,7 @@ def test_close_on_a_handle_does_nothing(two_agents: tuple[AgentServer, AgentServ
         with pool.handle("bot") as handle:
             handle.stat("who")
         assert handle.read_text("who") == "first"  # other holders share it
-        assert repr(handle) == f"<BotClient bot 'bot' at 127.0.0.1:{first.port} (open)>"
+        assert repr(handle) == f"<BotClient bot bot at 127.0.0.1:{first.port} (open)>"
     finally:
         pool.close()
 
@@ -123,7 +123,7 @@ def test_a_closed_pool_refuses_handles_with_failed_precondition(
     pool.close()
     pool.close()  # idempotent
     assert handle.closed
-    with pytest.raises(errors.FailedPrecondition, match=r"'bot'.*the Manager is closed"):
+    with pytest.raises(errors.FailedPrecondition, match=r"bot bot: the Manager is closed"):
         handle.read_bytes("who")
     with pytest.raises(errors.FailedPrecondition, match="the Manager is closed"):
         handle.exec("true")
@@ -141,13 +141,13 @@ def test_a_handle_of_a_bot_without_address_is_unavailable_naming_it(
     ips = IPs()
     pool = Pool(ips, port=first.port)
     try:
-        with pytest.raises(errors.Unavailable, match="'bot'"):
+        with pytest.raises(errors.Unavailable, match="bot bot:"):
             pool.handle("bot")  # checked when handed out
         ips.ips["bot"] = "127.0.0.1"
         handle = pool.handle("bot")
         del ips.ips["bot"]
         pool.remove("bot")  # stopped: no IP any more
-        with pytest.raises(errors.Unavailable, match=r"bot 'bot'.*no IP"):
+        with pytest.raises(errors.Unavailable, match=r"bot bot:.*no IP"):
             handle.stat("who")
         ips.ips["bot"] = "127.0.0.1"
         assert handle.read_text("who") == "first"  # back
@@ -193,7 +193,7 @@ def test_saved_client_works_after_stop_and_start(am: Manager) -> None:
     saved = am.client("b")
     saved.write_file("keep.txt", "kept")
     am.stop("b")
-    with pytest.raises(errors.Unavailable, match="'b'"):
+    with pytest.raises(errors.Unavailable, match="bot b:"):
         saved.stat("keep.txt")  # stopped: no address, and the error says which bot
     am.start("b")
     assert saved.read_text("keep.txt") == "kept"

@@ -186,11 +186,11 @@ class FakeRpcError(grpc.RpcError):
 )
 def test_status_codes_map_to_errors(code: grpc.StatusCode, cls: type[Exception]) -> None:
     err = map_rpc_error(
-        FakeRpcError(code, "it broke"), subject="bot 'b7'", op="stat", what="/data/x", timeout=3
+        FakeRpcError(code, "it broke"), subject="bot b7", op="stat", what="/data/x", timeout=3
     )
     assert type(err) is cls
     text = str(err)
-    assert text.startswith("bot 'b7': stat '/data/x': ")
+    assert text.startswith("bot b7: stat '/data/x': ")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         assert "within 3s" in text
     else:
@@ -247,7 +247,7 @@ def scripted() -> Iterator[tuple[_Scripted, Client]]:
 
 def test_unimplemented_methods_are_not_supported(scripted: tuple[_Scripted, Client]) -> None:
     _, client = scripted
-    with pytest.raises(errors.NotSupported, match=r"bot 'odd': mkdir '/data/x'"):
+    with pytest.raises(errors.NotSupported, match=r"bot odd: mkdir '/data/x'"):
         client.mkdir("/data/x")
 
 
@@ -328,7 +328,7 @@ def _closed_port() -> int:
 
 def test_unreachable_agent_is_unavailable() -> None:
     with Client(f"127.0.0.1:{_closed_port()}", bot_id="ghost") as client:
-        with pytest.raises(errors.Unavailable, match=r"bot 'ghost': read_file '/data/x'"):
+        with pytest.raises(errors.Unavailable, match=r"bot ghost: read_file '/data/x'"):
             client.read_file("/data/x", timeout=5)
         with pytest.raises(errors.Unavailable):
             client.exec("true")

@@ -47,11 +47,11 @@ def test_context_keeps_the_cni_code_and_plugin() -> None:
     )
     assert type(exc) is errors.CNIInvalidConfig
     args = exc.args
-    same = exc.with_context("bot 'b1': start")
+    same = exc.with_context("bot b1: start")
     assert same is exc
     assert (exc.code, exc.plugin, exc.command, exc.msg) == (7, "bridge", "ADD", "bad subnet")
     assert exc.args == args
-    assert str(exc).startswith("bot 'b1': start: container c1 network 'n': CNI plugin 'bridge'")
+    assert str(exc).startswith("bot b1: start: container c1 network 'n': CNI plugin 'bridge'")
     assert isinstance(exc, errors.InvalidArgument)
     assert isinstance(exc, ValueError)
 

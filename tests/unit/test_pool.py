@@ -74,7 +74,7 @@ def test_ipv6_targets_are_bracketed() -> None:
 def test_unknown_ip_is_unavailable_naming_the_bot() -> None:
     ips = CountingIPs(ip="")
     pool = Pool(ips)
-    with pytest.raises(errors.Unavailable, match="'nobody'"):
+    with pytest.raises(errors.Unavailable, match="bot nobody:"):
         pool.get("nobody")
     with pytest.raises(errors.Unavailable):
         pool.get("nobody")
@@ -171,7 +171,7 @@ def test_a_channel_whose_server_went_away_is_replaced(tmp_path: Path) -> None:
     client = pool.get("bot")
     assert client.exec("echo one").stdout == "one\n"
     first.stop(0)
-    with pytest.raises(errors.Unavailable, match="'bot'"):
+    with pytest.raises(errors.Unavailable, match="bot bot:"):
         client.stat("/data", timeout=5)
 
     def replaced() -> Client | None:
