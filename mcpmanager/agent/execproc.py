@@ -91,6 +91,7 @@ class Execution:
         except BaseException:
             self._close_wake()
             raise
+        _volunteer_for_oom(self._proc.pid)
         threading.Thread(
             target=self._watch, name=f"exec-watch-{self._proc.pid}", daemon=True
         ).start()
@@ -266,6 +267,21 @@ class Execution:
                     with contextlib.suppress(OSError):
                         os.close(fd)
             self._wake_r = self._wake_w = -1
+
+
+def _volunteer_for_oom(pid: int) -> None:
+    """Make the command the OOM killer's first choice in its cgroup, before the agent.
+
+    Under a memory limit the agent (tens of MiB) would otherwise often be the
+    one killed for a command's allocation, taking the bot's API down with it.
+    Raising a process's own score needs no privilege; where /proc refuses, the
+    command simply keeps the default.
+    """
+    try:
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
 
 
 def _pidfd(pid: int) -> int | None:

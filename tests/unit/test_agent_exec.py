@@ -44,6 +44,12 @@ def test_output_and_exit_code_come_together(client: Client) -> None:
     assert result == ExecResult(stdout="out\n", stderr="err\n", exit_code=3)
 
 
+def test_commands_are_the_oom_killers_first_choice(client: Client) -> None:
+    # Under a bot's memory limit, a command's allocation must not take the agent down.
+    assert client.exec("cat /proc/self/oom_score_adj").stdout == "1000\n"
+    assert int(Path("/proc/self/oom_score_adj").read_text()) < 1000  # the agent's own stays
+
+
 def test_missing_command_is_exit_127(client: Client) -> None:
     result = client.exec("definitely-not-a-command-xyz")
     assert result.exit_code == 127
