@@ -13,14 +13,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
 from .. import errors
 from .._log import get_logger
 from ._errors import from_rpc_error
-from ._rpc import Bidi, ServerStream, Unary, UnaryFuture
+from ._rpc import Bidi, ServerStream, Unary
 from .api import (
     containers_pb2_grpc,
     content_pb2_grpc,
@@ -32,7 +32,7 @@ from .api import (
     tasks_pb2_grpc,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection", "Pending"]
+__all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection"]
 
 log = get_logger("mcpmanager.containerd")
 
@@ -219,22 +219,6 @@ class Connection:
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from None
 
-    def unary_async(
-        self,
-        method: Unary[Req, Resp],
-        request: Req,
-        *,
-        what: str,
-        timeout: float | None = None,
-    ) -> Pending[Req, Resp]:
-        """Send an idempotent call now; its :meth:`Pending.result` waits for the answer.
-
-        Lets independent reads travel together (one round trip of latency
-        instead of two); the result is retried and mapped as :meth:`unary` does.
-        """
-        sent = method.future(request, timeout=timeout or self.timeout, metadata=self.metadata)
-        return Pending(self, method, request, what, timeout, sent)
-
     def server_stream(
         self,
         method: ServerStream[Req, Resp],
@@ -327,32 +311,6 @@ class Connection:
     def close(self) -> None:
         """Close the channel; later calls raise FailedPrecondition."""
         self._shared.close()
-
-
-class Pending(Generic[Req, Resp]):
-    """An idempotent unary call in flight (see :meth:`Connection.unary_async`)."""
-
-    def __init__(
-        self,
-        conn: Connection,
-        method: Unary[Req, Resp],
-        request: Req,
-        what: str,
-        timeout: float | None,
-        sent: UnaryFuture[Resp],
-    ) -> None:
-        self._conn, self._method, self._request = conn, method, request
-        self._what, self._timeout, self._sent = what, timeout, sent
-
-    def result(self) -> Resp:
-        """The response; errors leave as :mod:`mcpmanager.errors` classes."""
-        try:
-            return self._sent.result()
-        except grpc.RpcError as err:
-            if not _is_unavailable(err):
-                raise from_rpc_error(err, self._what) from None
-        # The daemon was unreachable: the blocking path waits for it and retries once.
-        return self._conn.unary(self._method, self._request, what=self._what, timeout=self._timeout)
 
 
 def _is_unavailable(err: grpc.RpcError) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeVar
 
-__all__ = ["Bidi", "Metadata", "ServerStream", "StreamingCall", "Unary", "UnaryFuture"]
+__all__ = ["Bidi", "Metadata", "ServerStream", "StreamingCall", "Unary"]
 
 _Req = TypeVar("_Req", contravariant=True)
 _Resp = TypeVar("_Resp", covariant=True)
@@ -30,25 +30,12 @@ class StreamingCall(Protocol[_Resp]):
         ...
 
 
-class UnaryFuture(Protocol[_Resp]):
-    """A unary call in flight: :meth:`result` blocks for its response (or raises)."""
-
-    def result(self, timeout: float | None = ...) -> _Resp:
-        """The response; raises the call's ``grpc.RpcError`` when it failed."""
-        ...
-
-
 class Unary(Protocol[_Req, _Resp]):
-    """A unary method: one request, one response (now, or later via :meth:`future`)."""
+    """A unary method: one request, one response."""
 
     def __call__(
         self, request: _Req, /, timeout: float | None = ..., metadata: Metadata | None = ...
     ) -> _Resp: ...
-    def future(
-        self, request: _Req, /, timeout: float | None = ..., metadata: Metadata | None = ...
-    ) -> UnaryFuture[_Resp]:
-        """Send the request now without waiting for the answer."""
-        ...
 
 
 class ServerStream(Protocol[_Req, _Resp]):

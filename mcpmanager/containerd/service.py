@@ -28,7 +28,7 @@ from ..types import (
 )
 from . import containers, images, snapshots, tasks
 from ._conn import Connection
-from .api import containers_pb2, snapshots_pb2, tasks_pb2
+from .api import snapshots_pb2
 from .importer import import_archive
 from .spec import build_spec, spec_any
 from .unpack import unpack
@@ -284,25 +284,12 @@ class ContainerdService:
         ]
 
     def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
-        """Delete the container, a leftover task first, and its snapshot if asked.
-
-        The record and the task are looked up together (one round trip).
-        """
+        """Delete the container, a leftover task first, and its snapshot if asked."""
         opts = opts or DeleteContainerOptions()
         cid = _check_id(id)
-        record_call = self._conn.unary_async(
-            self._conn.containers.Get,
-            containers_pb2.GetContainerRequest(id=cid),
-            what=f"get container {cid}",
-        )
-        task_call = self._conn.unary_async(
-            self._conn.tasks.Get,
-            tasks_pb2.GetRequest(container_id=cid),
-            what=f"get task of container {cid}",
-        )
-        record = record_call.result().container
+        record = containers.get_record(self._conn, cid)
         try:
-            task_call.result()
+            tasks.get_task(self._conn, cid)
         except errors.NotFound:
             pass
         else:
@@ -321,30 +308,8 @@ class ContainerdService:
     # --- tasks ------------------------------------------------------------
 
     def start_container(self, id: str) -> None:
-        """Create and start the container's task (replacing a stopped one).
-
-        The record and the mounts of the snapshot it most likely uses (named
-        after the container, in the default snapshotter) are asked for
-        together; a record that names another snapshot gets its own mounts.
-        """
-        cid = _check_id(id)
-        record_call = self._conn.unary_async(
-            self._conn.containers.Get,
-            containers_pb2.GetContainerRequest(id=cid),
-            what=f"get container {cid}",
-        )
-        guess = (DEFAULT_SNAPSHOTTER, cid)
-        mounts_call = self._conn.unary_async(
-            self._conn.snapshots.Mounts,
-            snapshots_pb2.MountsRequest(snapshotter=guess[0], key=guess[1]),
-            what=f"mounts of snapshot {cid!r} in {guess[0]}",
-        )
-        record = record_call.result().container
-        rootfs = None
-        if (record.snapshotter, record.snapshot_key) == guess:
-            with contextlib.suppress(errors.MCPManagerError):
-                rootfs = list(mounts_call.result().mounts)
-        tasks.start_task(self._conn, record, rootfs)
+        """Create and start the container's task (replacing a stopped one)."""
+        tasks.start_task(self._conn, containers.get_record(self._conn, _check_id(id)))
 
     def stop_container(self, id: str, opts: StopTaskOptions | None = None) -> None:
         """Stop the task; a container without a running task is already stopped.

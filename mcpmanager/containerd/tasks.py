@@ -54,21 +54,15 @@ def list_tasks(conn: Connection, filter: str = "") -> list[TaskInfo]:
     return [to_task_info(p) for p in resp.tasks]
 
 
-def start_task(
-    conn: Connection,
-    record: containers_pb2.Container,
-    rootfs: list[mount_pb2.Mount] | None = None,
-) -> None:
+def start_task(conn: Connection, record: containers_pb2.Container) -> None:
     """Create the task on the container's snapshot (null IO) and start it.
 
-    ``rootfs`` is the snapshot's mounts when the caller has them already. The
-    task is created without asking first; only when one exists is it looked
-    at: a stopped one is deleted and replaced, one created but never started
-    is started.
+    The task is created without asking first; only when one exists is it
+    looked at: a stopped one is deleted and replaced, one created but never
+    started is started.
     """
     cid = record.id
-    if rootfs is None:
-        rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
+    rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
     if not _create(conn, cid, rootfs):
         existing = get_task(conn, cid)
         if existing.status == TaskStatus.STOPPED:
