@@ -250,7 +250,17 @@ def _label_blob(conn: Connection, job: _Job, desc: Descriptor, labels: Mapping[s
 
 
 def _lease_if_present(conn: Connection, digest: str) -> bool:
-    """True if the store has ``digest``; then it is added to our lease so GC keeps it."""
+    """True if the store has ``digest``; it is then held by our lease so GC keeps it.
+
+    The blob joins the lease before the store is asked: asked first, a blob
+    that nothing references could be collected between the answer and the lease.
+    """
+    resource = leases_pb2.Resource(id=digest, type="content")
+    conn.unary(
+        conn.leases.AddResource,
+        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
+        what=f"lease blob {digest}",
+    )
     try:
         conn.unary(
             conn.content.Info,
@@ -259,12 +269,6 @@ def _lease_if_present(conn: Connection, digest: str) -> bool:
         )
     except errors.NotFound:
         return False
-    resource = leases_pb2.Resource(id=digest, type="content")
-    conn.unary(
-        conn.leases.AddResource,
-        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
-        what=f"lease blob {digest}",
-    )
     return True
 
 

@@ -120,8 +120,10 @@ def unpack_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
     ``conn`` must carry a lease: the new snapshot (or the existing one
     skipped) is held by it until the image's config label references it.
     """
+    # Leased before the look-up, so an unreferenced layer found here cannot be
+    # collected before the image references it.
+    _lease_snapshot(conn, snapshotter, step.chain_id)
     if snapshots.exists(conn, snapshotter, step.chain_id):
-        _lease_snapshot(conn, snapshotter, step.chain_id)
         return
     key = f"extract-{uuid.uuid4().hex[:16]} {step.chain_id}"
     mounts = snapshots.prepare(conn, snapshotter, key, step.parent)
@@ -137,7 +139,6 @@ def unpack_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
             committed = True
         except errors.AlreadyExists:
             log.debug("layer %s was unpacked concurrently", step.chain_id)
-            _lease_snapshot(conn, snapshotter, step.chain_id)
     finally:
         if not committed:
             with contextlib.suppress(errors.MCPManagerError):
