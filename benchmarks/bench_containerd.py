@@ -24,7 +24,10 @@ Starts a private ``docker-registry`` on 127.0.0.1 and a private containerd
    done by polling ``/proc`` every millisecond, cheaper than any ctr call,
    so it favours ctr. Median over ``--cycles`` each, alternating.
 
-Prints one line per figure: ours, ctr's, ratio (ours / ctr).
+Prints one line per figure: ours, ctr's, ratio (ours / ctr). With ``--calls``
+it then runs ``--cycles`` more of our cycles with every containerd call timed
+client-side (from sending the request to having the answer) and prints, per
+step, each call's count and median.
 """
 
 from __future__ import annotations
@@ -38,11 +41,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcpmanager import errors
-from mcpmanager.containerd import ContainerdService
+from mcpmanager.containerd import ContainerdService, _conn
 from mcpmanager.types import (
     ContainerInfo,
     ContainerSpec,
@@ -197,7 +201,7 @@ def ctr_cycle(daemon: ContainerdDaemon, service: ContainerdService, cid: str) ->
 
 def bench_cycle(
     daemon: ContainerdDaemon, args: argparse.Namespace
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], Calls | None]:
     namespace = f"bench-cycle-{uuid.uuid4().hex[:6]}"
     service = ContainerdService(daemon.socket, namespace)
     ours: list[float] = []
@@ -215,6 +219,7 @@ def bench_cycle(
             else:
                 theirs.append(ctr_cycle(daemon, service, f"ctr-{i}"))
                 ours.append(our_cycle(service, f"ours-{i}"))
+        calls = profile_calls(service, args.cycles)[0] if args.calls else None
         left = service.list_containers()
         if left:
             raise SystemExit(f"containers left behind: {[c.id for c in left]}")
@@ -225,7 +230,7 @@ def bench_cycle(
             except errors.MCPManagerError as err:
                 print(f"cleanup of {info.id} failed: {err}", file=sys.stderr)
         service.close()
-    return ours, theirs
+    return ours, theirs, calls
 
 
 def _safe_list(service: ContainerdService) -> list[ContainerInfo]:
@@ -233,6 +238,67 @@ def _safe_list(service: ContainerdService) -> list[ContainerInfo]:
         return service.list_containers()
     except errors.MCPManagerError:
         return []
+
+
+# ------------------------------------------------------- per-call profile
+
+Calls = dict[tuple[str, str], list[float]]
+
+
+def _method_name(method: object) -> str:
+    raw = getattr(method, "_method", b"?")
+    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return name.rsplit(".", 1)[-1]
+
+
+def profile_calls(service: ContainerdService, cycles: int) -> tuple[Calls, int]:
+    """Run ``cycles`` of our cycle with each containerd call timed; {(step, call): [s]}."""
+    calls: Calls = {}
+    step = ["-"]
+    unary = _conn.Connection.unary
+
+    def record(method: object, began: float) -> None:
+        key = (step[0], _method_name(method))
+        calls.setdefault(key, []).append(time.perf_counter() - began)
+
+    def timed_unary(self: _conn.Connection, method: Any, request: Any, **kw: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return unary(self, method, request, **kw)
+        finally:
+            record(method, began)
+
+    setattr(_conn.Connection, "unary", timed_unary)  # noqa: B010
+    try:
+        for i in range(cycles):
+            cid = f"prof-{i}"
+            req = CreateContainerRequest(
+                id=cid, image_ref=BUSYBOX_REF, spec=ContainerSpec(cmd=SHELL)
+            )
+            step[0] = "create"
+            service.create_container(req)
+            step[0] = "start"
+            service.start_container(cid)
+            step[0] = "-"
+            pid = service.get_task_info(cid).pid
+            poll(lambda pid=pid: traps_sigterm(pid), f"{cid} to trap SIGTERM")
+            step[0] = "stop"
+            service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
+            step[0] = "delete_task"
+            service.delete_task(cid)
+            step[0] = "delete_container"
+            service.delete_container(cid)
+    finally:
+        setattr(_conn.Connection, "unary", unary)  # noqa: B010
+    return {k: v for k, v in calls.items() if k[0] != "-"}, cycles
+
+
+def print_calls(calls: Calls, cycles: int) -> None:
+    total = sum(len(v) for v in calls.values()) / cycles
+    print(f"containerd calls per cycle: {total:.0f} (client-side medians)")
+    for (step, name), times in calls.items():
+        per = len(times) / cycles
+        print(f"  {step:<17} {name:<10} x{per:<4.1f} {statistics.median(times) * 1000:7.2f} ms")
 
 
 # ------------------------------------------------------------------ main
@@ -252,6 +318,7 @@ def main() -> None:
     parser.add_argument("--layer-mb", type=int, default=11, help="MiB per random layer")
     parser.add_argument("--rounds", type=int, default=3, help="pulls per client")
     parser.add_argument("--cycles", type=int, default=20, help="container cycles per client")
+    parser.add_argument("--calls", action="store_true", help="then time each containerd call")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_containerd.py needs root (it runs containerd)")
@@ -262,7 +329,7 @@ def main() -> None:
     try:
         daemon.start()
         pull_ours, pull_ctr, what = bench_pull(daemon, registry, args)
-        cycle_ours, cycle_ctr = bench_cycle(daemon, args)
+        cycle_ours, cycle_ctr, calls = bench_cycle(daemon, args)
         ctr_call = statistics.median(
             timed(lambda: ctr(daemon, "default", "version")) for _ in range(5)
         )
@@ -277,6 +344,8 @@ def main() -> None:
     report("pull_image vs ctr images pull", pull_ours, pull_ctr)
     report("container cycle vs ctr", cycle_ours, cycle_ctr)
     print(f"(one bare ctr invocation, `ctr version`: {ctr_call * 1000:.1f} ms; the cycle makes 5)")
+    if calls is not None:
+        print_calls(calls, args.cycles)
     print(f"total benchmark time {time.perf_counter() - began:.1f}s")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,7 @@ from .refs import name_candidates
 
 __all__ = [
     "INDEX_TYPES",
+    "ManifestCache",
     "ResolvedImage",
     "chain_ids",
     "delete_image",
@@ -138,11 +140,47 @@ def pick_manifest(conn: Connection, media_type: str, digest: str) -> tuple[str, 
     raise errors.InvalidArgument(f"index {digest} nests too deeply")
 
 
-def resolve_image(conn: Connection, ref: str) -> ResolvedImage:
-    """Load ``ref``'s record, platform manifest and config."""
+_Loaded = tuple[str, Mapping[str, Any], Mapping[str, Any]]
+
+
+class ManifestCache:
+    """Platform manifest and config per image target digest, shared by threads.
+
+    Blobs are addressed by digest, so an entry can never be stale: a second
+    container of one image costs one ``Images.Get`` instead of three calls
+    more. Holds ``size`` targets at most (the oldest entry goes first).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Loaded] = {}
+
+    def get(self, target: str) -> _Loaded | None:
+        """The (manifest digest, manifest, config) of ``target``, if cached."""
+        with self._lock:
+            return self._entries.get(target)
+
+    def put(self, target: str, loaded: _Loaded) -> None:
+        """Remember what ``target`` resolves to."""
+        with self._lock:
+            self._entries[target] = loaded
+            while len(self._entries) > self._size:
+                del self._entries[next(iter(self._entries))]
+
+
+def resolve_image(conn: Connection, ref: str, cache: ManifestCache | None = None) -> ResolvedImage:
+    """Load ``ref``'s record, platform manifest and config (those from ``cache`` if there)."""
     record = get_image_record(conn, ref)
-    manifest_digest, manifest = pick_manifest(conn, record.target.media_type, record.target.digest)
-    config = load_json(conn, manifest["config"]["digest"])
+    loaded = cache.get(record.target.digest) if cache is not None else None
+    if loaded is None:
+        manifest_digest, manifest = pick_manifest(
+            conn, record.target.media_type, record.target.digest
+        )
+        loaded = (manifest_digest, manifest, load_json(conn, manifest["config"]["digest"]))
+        if cache is not None:
+            cache.put(record.target.digest, loaded)
+    manifest_digest, manifest, config = loaded
     return ResolvedImage(
         name=record.name,
         target=record.target.digest,

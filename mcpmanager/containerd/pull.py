@@ -9,8 +9,12 @@ forced GC keeps everything the image needs:
 - index: ``containerd.io/gc.ref.content.m.<i>`` per child manifest;
 - manifest: ``containerd.io/gc.ref.content.config`` and ``...content.l.<i>``;
 - every blob: ``containerd.io/distribution.source.<registry>=<repository>``;
-- layers and config get ``containerd.io/uncompressed`` and
-  ``containerd.io/gc.ref.snapshot.<snapshotter>`` from :mod:`.unpack`.
+- layers get ``containerd.io/uncompressed`` (their diff ID) as they are
+  stored, the config ``containerd.io/gc.ref.snapshot.<snapshotter>`` once
+  the top layer is unpacked (:mod:`.unpack`).
+
+Layers download in parallel and each is unpacked as soon as it and its
+parent are in, so unpacking overlaps the downloads instead of following them.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
 from .images import put_image, to_image_info
 from .refs import Reference, parse_reference
 from .registry import RegistryClient
-from .unpack import unpack
+from .unpack import UNCOMPRESSED_LABEL, label_config, plan, unpack_layer
 
 __all__ = [
     "DEFAULT_SNAPSHOTTER",
@@ -106,10 +110,8 @@ def pull_image(
     log.info("pulling %s (%s)", parsed.name, target.digest)
     with conn.lease(expire=timeout + 3600.0) as leased:
         manifest, config = _fetch_metadata(leased, job, target)
-        _fetch_layers(leased, job, manifest)
-        if opts.unpack:
-            job.check_deadline("unpacking")
-            unpack(leased, manifest, config, opts.snapshotter or DEFAULT_SNAPSHOTTER)
+        snapshotter = (opts.snapshotter or DEFAULT_SNAPSHOTTER) if opts.unpack else None
+        _fetch_and_unpack(leased, job, manifest, config, snapshotter)
         record = put_image(leased, parsed.name, target.media_type, target.digest, target.size)
     log.info("pulled %s (%s)", parsed.name, target.digest)
     return to_image_info(record)
@@ -248,7 +250,17 @@ def _label_blob(conn: Connection, job: _Job, desc: Descriptor, labels: Mapping[s
 
 
 def _lease_if_present(conn: Connection, digest: str) -> bool:
-    """True if the store has ``digest``; then it is added to our lease so GC keeps it."""
+    """True if the store has ``digest``; it is then held by our lease so GC keeps it.
+
+    The blob joins the lease before the store is asked: asked first, a blob
+    that nothing references could be collected between the answer and the lease.
+    """
+    resource = leases_pb2.Resource(id=digest, type="content")
+    conn.unary(
+        conn.leases.AddResource,
+        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
+        what=f"lease blob {digest}",
+    )
     try:
         conn.unary(
             conn.content.Info,
@@ -257,33 +269,45 @@ def _lease_if_present(conn: Connection, digest: str) -> bool:
         )
     except errors.NotFound:
         return False
-    resource = leases_pb2.Resource(id=digest, type="content")
-    conn.unary(
-        conn.leases.AddResource,
-        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
-        what=f"lease blob {digest}",
-    )
     return True
 
 
 # -------------------------------------------------------------- layers
 
 
-def _fetch_layers(conn: Connection, job: _Job, manifest: Mapping[str, Any]) -> None:
-    """Download every missing layer, a few at once; the first failure cancels the rest."""
+def _fetch_and_unpack(
+    conn: Connection,
+    job: _Job,
+    manifest: Mapping[str, Any],
+    config: Mapping[str, Any],
+    snapshotter: str | None,
+) -> None:
+    """Download the missing layers, a few at once, unpacking each as soon as it can be.
+
+    Layer ``i`` is applied once its blob is in and layer ``i - 1`` is
+    committed, while later layers are still downloading; with no
+    ``snapshotter`` nothing is unpacked. Everything made here is held by
+    ``conn``'s lease until the image record and the config's snapshot label
+    reference it. The first failure cancels the rest.
+    """
+    steps = plan(manifest, config) if snapshotter else []
+    diff_ids = {step.digest: step.diff_id for step in steps}
     layers = list({layer.digest: layer for layer in _children(manifest, "layers")}.values())
     pool = concurrent.futures.ThreadPoolExecutor(LAYER_WORKERS, thread_name_prefix="mcpm-pull")
     try:
-        futures = [pool.submit(_fetch_layer, conn, job, layer) for layer in layers]
-        remaining = max(job.deadline - time.monotonic(), 0.0)
-        done, _ = concurrent.futures.wait(
-            futures, timeout=remaining, return_when=concurrent.futures.FIRST_EXCEPTION
-        )
-        for future in futures:
-            if future in done and future.exception() is not None:
-                raise cast(BaseException, future.exception())
-        if len(done) != len(futures):
-            raise errors.DeadlineExceeded(f"pulling {job.parsed.name}: timed out on layers")
+        fetches = {
+            layer.digest: pool.submit(_fetch_layer, conn, job, layer, diff_ids.get(layer.digest))
+            for layer in layers
+        }
+        pending = list(fetches.values())
+        for step in steps:
+            _await(job, fetches[step.digest], pending, f"fetching layer {step.digest}")
+            job.check_deadline(f"unpacking layer {step.digest}")
+            unpack_layer(conn, cast(str, snapshotter), step)
+        for future in pending:
+            _await(job, future, pending, "fetching layers")
+        if snapshotter:
+            label_config(conn, manifest, snapshotter, steps[-1].chain_id)
     except BaseException:
         job.cancelled.set()
         raise
@@ -291,19 +315,50 @@ def _fetch_layers(conn: Connection, job: _Job, manifest: Mapping[str, Any]) -> N
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _fetch_layer(conn: Connection, job: _Job, layer: Descriptor) -> None:
+def _await(
+    job: _Job,
+    wanted: concurrent.futures.Future[None],
+    running: list[concurrent.futures.Future[None]],
+    what: str,
+) -> None:
+    """Wait for ``wanted``; raise the first failure of any of ``running`` meanwhile."""
+    while True:
+        for future in running:
+            if future.done() and future.exception() is not None:
+                raise cast(BaseException, future.exception())
+        if wanted.done():
+            return
+        remaining = job.deadline - time.monotonic()
+        if remaining <= 0:
+            raise errors.DeadlineExceeded(f"pulling {job.parsed.name}: timed out while {what}")
+        unfinished = [f for f in running if not f.done()]
+        concurrent.futures.wait(
+            unfinished, timeout=remaining, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+
+
+def _fetch_layer(conn: Connection, job: _Job, layer: Descriptor, diff_id: str | None) -> None:
+    """Store one layer blob, labelled with its source and (when known) its diff ID."""
     job.check_deadline(f"fetching layer {layer.digest}")
+    labels = dict(job.source_labels)
+    if diff_id:
+        labels[UNCOMPRESSED_LABEL] = diff_id
     if _lease_if_present(conn, layer.digest):
-        set_blob_labels(conn, layer.digest, job.source_labels)
+        set_blob_labels(conn, layer.digest, labels)
         log.debug("layer %s already present", layer.digest)
         job.report(layer.digest, layer.size, layer.size)
         return
     stream = _BlobReader(job, layer)
     try:
-        write_blob(conn, cast(BinaryIO, stream), layer.digest, layer.size, job.source_labels)
-    except errors.MCPManagerError:
+        write_blob(conn, cast(BinaryIO, stream), layer.digest, layer.size, labels)
+    except errors.MCPManagerError as exc:
         if stream.error is not None:
             raise stream.error from None
+        if isinstance(exc, errors.FailedPrecondition) and "digest" in str(exc):
+            raise errors.DigestMismatch(
+                f"fetching blob {layer.digest} of {job.parsed.name}: the registry sent "
+                f"other content ({exc})"
+            ) from None
         raise
     if stream.error is not None:
         raise stream.error
@@ -320,7 +375,10 @@ class _BlobReader:
     def __init__(self, job: _Job, desc: Descriptor) -> None:
         self._job = job
         self._desc = desc
-        self._chunks: Iterator[bytes] = job.client.iter_blob(job.parsed, desc, CHUNK_SIZE)
+        # The content store verifies the digest at commit: no second hash here.
+        self._chunks: Iterator[bytes] = job.client.iter_blob(
+            job.parsed, desc, CHUNK_SIZE, verify=False
+        )
         self._done = 0
         self.error: errors.MCPManagerError | None = None
 

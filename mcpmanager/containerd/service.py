@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from .. import errors, identifiers, taskfilter
 from .._log import get_logger
@@ -90,6 +90,7 @@ class ContainerdService:
         self.cni_plugin_netns = cni_plugin_netns
         self._networks: dict[tuple[str, str], Network] = {}
         self._networks_lock = threading.Lock()
+        self._manifests = images.ManifestCache()
 
     @property
     def connection(self) -> Connection:
@@ -143,20 +144,30 @@ class ContainerdService:
         """Import an OCI-layout or ``docker save`` tar and unpack it into overlayfs."""
         return import_archive(self._conn, archive, ref, DEFAULT_SNAPSHOTTER)
 
-    def _image_for(self, ref: str, snapshotter: str) -> images.ResolvedImage:
-        """Load the image, pulling it when missing and unpacking it when needed."""
+    def _image_for(self, cid: str, ref: str, snapshotter: str) -> images.ResolvedImage:
+        """Load the image (manifest and config cached per digest), pulling it when missing.
+
+        Before a pull, AlreadyExists when container ``cid`` exists: a create
+        that cannot succeed must not download anything.
+        """
         try:
-            image = images.resolve_image(self._conn, _require(ref, "image reference"))
+            return self._resolve(_require(ref, "image reference"))
         except errors.NotFound:
+            self._refuse_existing(cid)
             log.info("image %s is not local; pulling it", ref)
             self.pull_image(ref, PullImageOptions(snapshotter=snapshotter))
-            image = images.resolve_image(self._conn, ref)
-        chain = images.chain_ids(image.diff_ids)
-        if not chain:
+            return self._resolve(ref)
+
+    def _resolve(self, ref: str) -> images.ResolvedImage:
+        image = images.resolve_image(self._conn, ref, self._manifests)
+        if not image.diff_ids:
             raise errors.InvalidArgument(f"image {ref} has no layers")
-        if not snapshots.exists(self._conn, snapshotter, chain[-1]):
-            unpack(self._conn, image.manifest, image.config, snapshotter)
         return image
+
+    def _unpacked(self, image: images.ResolvedImage, snapshotter: str) -> None:
+        """Unpack ``image`` into ``snapshotter`` unless its top layer is there already."""
+        if not snapshots.exists(self._conn, snapshotter, images.chain_ids(image.diff_ids)[-1]):
+            unpack(self._conn, image.manifest, image.config, snapshotter)
 
     # --- containers -------------------------------------------------------
 
@@ -164,33 +175,34 @@ class ContainerdService:
         """Create a container on a new active snapshot named after it.
 
         An existing snapshot with that name is never replaced: AlreadyExists
-        names it so the caller can rescue its data. The snapshot is a GC root,
-        so it outlives the container unless deleted with ``cleanup_snapshot``.
+        names it so the caller can rescue its data. The snapshot is a GC root
+        from the moment it exists (so no lease is needed), and it outlives the
+        container unless deleted with ``cleanup_snapshot``. The common case
+        costs three calls: Images.Get, Snapshots.Prepare, Containers.Create.
         """
         if req.snapshot_id:
             return self.create_container_from_snapshot(req)
         cid = _check_id(req.id)
         snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
-        self._refuse_existing(cid)
-        image = self._image_for(req.image_ref, snapshotter)
+        image = self._image_for(cid, req.image_ref, snapshotter)
         spec = spec_any(build_spec(self.namespace, cid, image.config, req.spec))
-        parent = images.chain_ids(image.diff_ids)[-1]
-        with self._conn.lease() as leased:
-            self._prepare_own_snapshot(leased, snapshotter, cid, parent)
-            try:
-                record = containers.create_record(
-                    leased,
-                    cid,
-                    image=image.name,
-                    snapshotter=snapshotter,
-                    snapshot_key=cid,
-                    spec=spec,
-                    labels=req.labels,
-                )
-            except errors.MCPManagerError:
-                with contextlib.suppress(errors.MCPManagerError):
-                    snapshots.remove(leased, snapshotter, cid)
-                raise
+        self._prepare_own_snapshot(cid, snapshotter, image)
+        try:
+            record = containers.create_record(
+                self._conn,
+                cid,
+                image=image.name,
+                snapshotter=snapshotter,
+                snapshot_key=cid,
+                spec=spec,
+                labels=req.labels,
+            )
+        except errors.MCPManagerError as exc:
+            with contextlib.suppress(errors.MCPManagerError):
+                snapshots.remove(self._conn, snapshotter, cid)
+            if isinstance(exc, errors.AlreadyExists):
+                raise errors.AlreadyExists(f"container {cid} already exists") from None
+            raise
         return containers.to_container_info(record)
 
     def _refuse_existing(self, cid: str) -> None:
@@ -200,18 +212,36 @@ class ContainerdService:
             return
         raise errors.AlreadyExists(f"container {cid} already exists")
 
-    @staticmethod
-    def _prepare_own_snapshot(conn: Connection, snapshotter: str, key: str, parent: str) -> None:
-        taken = errors.AlreadyExists(
+    def _prepare_own_snapshot(
+        self, key: str, snapshotter: str, image: images.ResolvedImage
+    ) -> None:
+        """Prepare active ``key`` on the image's top layer, unpacking the image if needed.
+
+        Prepare itself answers both questions asked before: AlreadyExists when
+        ``key`` is taken (never replaced), NotFound when the image is not
+        unpacked in ``snapshotter`` yet (unpack, then prepare again).
+        """
+        parent = images.chain_ids(image.diff_ids)[-1]
+        labels = snapshots.gc_root_labels()
+        try:
+            snapshots.prepare(self._conn, snapshotter, key, parent, labels)
+            return
+        except errors.AlreadyExists:
+            self._refuse_snapshot(key, snapshotter)
+        except errors.NotFound:
+            log.debug("image %s is not unpacked in %s; unpacking it", image.name, snapshotter)
+        unpack(self._conn, image.manifest, image.config, snapshotter)
+        try:
+            snapshots.prepare(self._conn, snapshotter, key, parent, labels)
+        except errors.AlreadyExists:
+            self._refuse_snapshot(key, snapshotter)
+
+    def _refuse_snapshot(self, key: str, snapshotter: str) -> NoReturn:
+        self._refuse_existing(key)
+        raise errors.AlreadyExists(
             f"snapshot {key!r} already exists in {snapshotter}; refusing to replace it "
             "(it may hold a bot's data)"
         )
-        if snapshots.exists(conn, snapshotter, key):
-            raise taken
-        try:
-            snapshots.prepare(conn, snapshotter, key, parent, snapshots.gc_root_labels())
-        except errors.AlreadyExists:
-            raise taken from None
 
     def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
         """Create a container on the existing active snapshot ``req.snapshot_id``."""
@@ -224,7 +254,8 @@ class ContainerdService:
             raise errors.FailedPrecondition(
                 f"snapshot {key!r} in {snapshotter} is not active; prepare one from it first"
             )
-        image = self._image_for(req.image_ref, snapshotter)
+        image = self._image_for(cid, req.image_ref, snapshotter)
+        self._unpacked(image, snapshotter)
         spec = spec_any(build_spec(self.namespace, cid, image.config, req.spec))
         record = containers.create_record(
             self._conn,
@@ -257,15 +288,21 @@ class ContainerdService:
     def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
         """Delete the container, a leftover task first, and its snapshot if asked."""
         opts = opts or DeleteContainerOptions()
-        record = containers.get_record(self._conn, _check_id(id))
-        with contextlib.suppress(errors.NotFound):
-            tasks.delete_task(self._conn, id, force=True)
+        cid = _check_id(id)
+        record = containers.get_record(self._conn, cid)
+        try:
+            tasks.get_task(self._conn, cid)
+        except errors.NotFound:
+            pass
+        else:
+            with contextlib.suppress(errors.NotFound):
+                tasks.delete_task(self._conn, cid, force=True)
         key, snapshotter = record.snapshot_key, record.snapshotter
         if key and not opts.cleanup_snapshot:
             # Once the container is gone nothing references the snapshot; keep it from GC.
             with contextlib.suppress(errors.NotFound):
                 snapshots.set_labels(self._conn, snapshotter, key, snapshots.gc_root_labels())
-        containers.delete_record(self._conn, id)
+        containers.delete_record(self._conn, cid)
         if key and opts.cleanup_snapshot:
             with contextlib.suppress(errors.NotFound):
                 snapshots.remove(self._conn, snapshotter, key)
@@ -277,9 +314,14 @@ class ContainerdService:
         tasks.start_task(self._conn, containers.get_record(self._conn, _check_id(id)))
 
     def stop_container(self, id: str, opts: StopTaskOptions | None = None) -> None:
-        """Stop the task; a container without a running task is already stopped."""
-        containers.get_record(self._conn, _check_id(id))
-        tasks.stop_task(self._conn, id, opts or StopTaskOptions())
+        """Stop the task; a container without a running task is already stopped.
+
+        Signals first and asks questions only when there was nothing to signal
+        (then NotFound tells a missing container from a stopped one).
+        """
+        cid = _check_id(id)
+        if not tasks.stop_task(self._conn, cid, opts or StopTaskOptions()):
+            containers.get_record(self._conn, cid)
 
     def delete_task(self, id: str, opts: DeleteTaskOptions | None = None) -> None:
         """Delete the container's task; ``force`` kills a running one first."""

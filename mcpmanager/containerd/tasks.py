@@ -9,7 +9,7 @@ from .. import errors
 from .._log import get_logger
 from ..types import StopTaskOptions, TaskInfo, TaskStatus
 from ._conn import Connection
-from .api import containers_pb2, task_pb2, tasks_pb2
+from .api import containers_pb2, mount_pb2, task_pb2, tasks_pb2
 from .snapshots import mounts
 
 __all__ = ["delete_task", "get_task", "list_tasks", "start_task", "stop_task", "to_task_info"]
@@ -57,23 +57,22 @@ def list_tasks(conn: Connection, filter: str = "") -> list[TaskInfo]:
 def start_task(conn: Connection, record: containers_pb2.Container) -> None:
     """Create the task on the container's snapshot (null IO) and start it.
 
-    A stopped task left from an earlier run is deleted first; a task that
-    was created but never started is started.
+    The task is created without asking first; only when one exists is it
+    looked at: a stopped one is deleted and replaced, one created but never
+    started is started.
     """
     cid = record.id
-    try:
+    rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
+    if not _create(conn, cid, rootfs):
         existing = get_task(conn, cid)
-    except errors.NotFound:
-        existing = None
-    if existing is not None and existing.status == TaskStatus.STOPPED:
-        _delete(conn, cid)
-        existing = None
-    if existing is not None and existing.status != TaskStatus.CREATED:
-        raise errors.AlreadyExists(f"container {cid} already has a {existing.status.value} task")
-    if existing is None:
-        rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
-        req = tasks_pb2.CreateTaskRequest(container_id=cid, rootfs=rootfs)
-        conn.unary(conn.tasks.Create, req, what=f"create task of container {cid}", idempotent=False)
+        if existing.status == TaskStatus.STOPPED:
+            _delete(conn, cid)
+            if not _create(conn, cid, rootfs):
+                raise errors.AlreadyExists(f"container {cid} got a new task meanwhile")
+        elif existing.status != TaskStatus.CREATED:
+            raise errors.AlreadyExists(
+                f"container {cid} already has a {existing.status.value} task"
+            )
     try:
         conn.unary(
             conn.tasks.Start,
@@ -85,6 +84,16 @@ def start_task(conn: Connection, record: containers_pb2.Container) -> None:
         with contextlib.suppress(errors.MCPManagerError):
             _delete(conn, cid)
         raise
+
+
+def _create(conn: Connection, cid: str, rootfs: list[mount_pb2.Mount]) -> bool:
+    """Create the task; False when the container has one already."""
+    req = tasks_pb2.CreateTaskRequest(container_id=cid, rootfs=rootfs)
+    try:
+        conn.unary(conn.tasks.Create, req, what=f"create task of container {cid}", idempotent=False)
+    except errors.AlreadyExists:
+        return False
+    return True
 
 
 def _kill(conn: Connection, cid: str, sig: int) -> bool:
@@ -110,22 +119,18 @@ def _wait(conn: Connection, cid: str, timeout: float) -> None:
     )
 
 
-def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> None:
+def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> bool:
     """Signal the task and wait for it; SIGKILL after the timeout when forced.
 
-    A container with no task, or whose task has stopped, is already stopped.
+    False when there was nothing to signal: no task, or one that has
+    stopped (the daemon answers NotFound to both; the caller may tell a
+    missing container apart).
     """
-    try:
-        info = get_task(conn, cid)
-    except errors.NotFound:
-        return
-    if info.status == TaskStatus.STOPPED:
-        return
     if not _kill(conn, cid, opts.signal or int(signal.SIGTERM)):
-        return
+        return False
     try:
         _wait(conn, cid, opts.timeout if opts.timeout > 0 else 10.0)
-        return
+        return True
     except errors.DeadlineExceeded:
         if not opts.force:
             raise errors.DeadlineExceeded(
@@ -134,6 +139,7 @@ def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> None:
     log.info("task of container %s ignored signal %d; killing it", cid, opts.signal)
     if _kill(conn, cid, int(signal.SIGKILL)):
         _wait(conn, cid, KILL_WAIT)
+    return True
 
 
 def _delete(conn: Connection, cid: str) -> None:

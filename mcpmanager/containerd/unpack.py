@@ -14,15 +14,25 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import attrs
+
 from .. import errors
 from .._log import get_logger
 from . import snapshots
 from ._conn import Connection
-from .api import descriptor_pb2, diff_pb2
+from .api import descriptor_pb2, diff_pb2, leases_pb2
 from .content import set_blob_labels
 from .images import chain_ids
 
-__all__ = ["SNAPSHOT_REF_LABEL_PREFIX", "UNCOMPRESSED_LABEL", "unpack"]
+__all__ = [
+    "SNAPSHOT_REF_LABEL_PREFIX",
+    "UNCOMPRESSED_LABEL",
+    "LayerStep",
+    "label_config",
+    "plan",
+    "unpack",
+    "unpack_layer",
+]
 
 log = get_logger("mcpmanager.containerd")
 
@@ -36,6 +46,21 @@ APPLY_TIMEOUT = 1800.0
 """Seconds the daemon may take to apply one layer."""
 
 
+@attrs.frozen
+class LayerStep:
+    """One layer to unpack: its descriptor, diff ID, chain ID and the parent's chain ID."""
+
+    layer: Mapping[str, Any]
+    diff_id: str
+    chain_id: str
+    parent: str
+
+    @property
+    def digest(self) -> str:
+        """The compressed layer's digest (its blob in the content store)."""
+        return str(self.layer["digest"])
+
+
 @contextlib.contextmanager
 def _leased(conn: Connection) -> Iterator[Connection]:
     if conn.lease_id:
@@ -43,6 +68,24 @@ def _leased(conn: Connection) -> Iterator[Connection]:
     else:
         with conn.lease() as leased:
             yield leased
+
+
+def plan(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> list[LayerStep]:
+    """The layers of ``manifest`` in order, each with its diff ID and chain IDs."""
+    layers = list(manifest.get("layers", []))
+    diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
+    if len(layers) != len(diff_ids):
+        raise errors.InvalidArgument(
+            f"image config lists {len(diff_ids)} diff IDs for {len(layers)} layers"
+        )
+    if not layers:
+        raise errors.InvalidArgument("image has no layers")
+    chain = chain_ids(diff_ids)
+    parents = ["", *chain[:-1]]
+    return [
+        LayerStep(layer, diff_id, chain_id, parent)
+        for layer, diff_id, chain_id, parent in zip(layers, diff_ids, chain, parents, strict=True)
+    ]
 
 
 def unpack(
@@ -56,54 +99,63 @@ def unpack(
     Layers already unpacked (their chain ID exists) are skipped. Runs under
     ``conn``'s lease, or a lease of its own when ``conn`` has none.
     """
-    layers = list(manifest.get("layers", []))
-    diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
-    if len(layers) != len(diff_ids):
-        raise errors.InvalidArgument(
-            f"image config lists {len(diff_ids)} diff IDs for {len(layers)} layers"
-        )
-    if not layers:
-        raise errors.InvalidArgument("image has no layers")
-    chain = chain_ids(diff_ids)
+    steps = plan(manifest, config)
     with _leased(conn) as leased:
-        parent = ""
-        for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):
-            _unpack_layer(leased, snapshotter, layer, diff_id, chain_id, parent)
-            set_blob_labels(leased, layer["digest"], {UNCOMPRESSED_LABEL: diff_id})
-            parent = chain_id
-        config_digest = manifest["config"]["digest"]
-        set_blob_labels(leased, config_digest, {SNAPSHOT_REF_LABEL_PREFIX + snapshotter: chain[-1]})
-    return chain[-1]
+        for step in steps:
+            unpack_layer(leased, snapshotter, step)
+            set_blob_labels(leased, step.digest, {UNCOMPRESSED_LABEL: step.diff_id})
+        label_config(leased, manifest, snapshotter, steps[-1].chain_id)
+    return steps[-1].chain_id
 
 
-def _unpack_layer(
-    conn: Connection,
-    snapshotter: str,
-    layer: Mapping[str, Any],
-    diff_id: str,
-    chain_id: str,
-    parent: str,
-) -> None:
-    if snapshots.exists(conn, snapshotter, chain_id):
+def label_config(conn: Connection, manifest: Mapping[str, Any], snapshotter: str, top: str) -> None:
+    """Point the image config at its top snapshot, so the image record keeps the chain."""
+    config_digest = manifest["config"]["digest"]
+    set_blob_labels(conn, config_digest, {SNAPSHOT_REF_LABEL_PREFIX + snapshotter: top})
+
+
+def unpack_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
+    """Apply one layer onto its parent and commit it as its chain ID (its blob must be in).
+
+    ``conn`` must carry a lease: the new snapshot (or the existing one
+    skipped) is held by it until the image's config label references it.
+    """
+    # Leased before the look-up, so an unreferenced layer found here cannot be
+    # collected before the image references it.
+    _lease_snapshot(conn, snapshotter, step.chain_id)
+    if snapshots.exists(conn, snapshotter, step.chain_id):
         return
-    key = f"extract-{uuid.uuid4().hex[:16]} {chain_id}"
-    mounts = snapshots.prepare(conn, snapshotter, key, parent)
+    key = f"extract-{uuid.uuid4().hex[:16]} {step.chain_id}"
+    mounts = snapshots.prepare(conn, snapshotter, key, step.parent)
     committed = False
     try:
-        applied = _apply(conn, layer, mounts)
-        if applied != diff_id:
+        applied = _apply(conn, step.layer, mounts)
+        if applied != step.diff_id:
             raise errors.InvalidArgument(
-                f"layer {layer['digest']}: unpacked to {applied}, config says {diff_id}"
+                f"layer {step.digest}: unpacked to {applied}, config says {step.diff_id}"
             )
         try:
-            snapshots.commit(conn, snapshotter, chain_id, key)
+            snapshots.commit(conn, snapshotter, step.chain_id, key)
             committed = True
         except errors.AlreadyExists:
-            log.debug("layer %s was unpacked concurrently", chain_id)
+            log.debug("layer %s was unpacked concurrently", step.chain_id)
     finally:
         if not committed:
             with contextlib.suppress(errors.MCPManagerError):
                 snapshots.remove(conn, snapshotter, key)
+
+
+def _lease_snapshot(conn: Connection, snapshotter: str, chain_id: str) -> None:
+    """Hold an existing layer snapshot in ``conn``'s lease (GC may not take it meanwhile)."""
+    if not conn.lease_id:
+        return
+    resource = leases_pb2.Resource(id=chain_id, type=f"snapshots/{snapshotter}")
+    with contextlib.suppress(errors.NotFound):
+        conn.unary(
+            conn.leases.AddResource,
+            leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
+            what=f"lease snapshot {chain_id!r} in {snapshotter}",
+        )
 
 
 def _apply(conn: Connection, layer: Mapping[str, Any], mounts: list[Any]) -> str:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService
 from mcpmanager.containerd._conn import Connection
+from mcpmanager.containerd.api import leases_pb2
 from mcpmanager.containerd.content import blob_exists
 from mcpmanager.containerd.images import chain_ids, get_image_record
 from mcpmanager.containerd.pull import pull_image
 from mcpmanager.containerd.refs import Reference
 from mcpmanager.containerd.registry import DigestMismatch, RegistryClient
+from mcpmanager.containerd.snapshots import exists as snapshot_exists
 from mcpmanager.oci import Descriptor
 from mcpmanager.types import PullImageOptions, PullProgress
+from tests.harness.common import wait_for
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.registry import (
     FakeRegistry,
@@ -79,10 +82,10 @@ class CountingClient(RegistryClient):
         return super().fetch_manifest(ref, desc)
 
     def iter_blob(
-        self, ref: Reference, desc: Descriptor, chunk_size: int = 1 << 20
+        self, ref: Reference, desc: Descriptor, chunk_size: int = 1 << 20, *, verify: bool = True
     ) -> Iterator[bytes]:
         self.blobs.append(desc.digest)
-        return super().iter_blob(ref, desc, chunk_size)
+        return super().iter_blob(ref, desc, chunk_size, verify=verify)
 
 
 def test_pull_survives_forced_gc_and_runs(
@@ -114,6 +117,65 @@ def test_pull_survives_forced_gc_and_runs(
         containerd_daemon, conn, "run", "--rm", ref, f"t-{uuid.uuid4().hex[:6]}", "cat", "/etc/motd"
     )
     assert out == "hello from layer two\n"
+
+
+def force_gc(conn: Connection) -> None:
+    """Run containerd's garbage collector now (deleting a lease with ``sync`` does)."""
+    lease_id = f"gc-{uuid.uuid4().hex[:8]}"
+    conn.unary(conn.leases.Create, leases_pb2.CreateRequest(id=lease_id), what="gc")
+    conn.unary(conn.leases.Delete, leases_pb2.DeleteRequest(id=lease_id, sync=True), what="gc")
+
+
+class GatedClient(RegistryClient):
+    """Runs ``before`` (in the download's thread) before the ``gated`` blob is sent."""
+
+    def __init__(self, gated: str, before: Callable[[], None]) -> None:
+        super().__init__()
+        self.gated, self.before = gated, before
+
+    def iter_blob(
+        self, ref: Reference, desc: Descriptor, chunk_size: int = 1 << 20, *, verify: bool = True
+    ) -> Iterator[bytes]:
+        if desc.digest == self.gated:
+            self.before()
+        return super().iter_blob(ref, desc, chunk_size, verify=verify)
+
+
+def test_gc_while_layers_download_loses_nothing(
+    containerd_daemon: ContainerdDaemon, conn: Connection, images: Pushed
+) -> None:
+    """GC runs once the first layer is unpacked and while the last one still downloads."""
+    main, ref = images["main"]
+    chain = chain_ids(main.diff_ids)
+    gc_runs: list[str] = []
+
+    def unpacked_first_then_gc() -> None:
+        wait_for(
+            lambda: snapshot_exists(conn, "overlayfs", chain[0]),
+            timeout=30,
+            what="the first layer to be unpacked while the last one is held back",
+        )
+        force_gc(conn)
+        gc_runs.append(chain[0])
+
+    client = GatedClient(main.layer_digests[-1], unpacked_first_then_gc)
+    info = pull_image(conn, ref, client=client)
+    assert gc_runs == [chain[0]]
+    assert info.id == main.target_digest
+    force_gc(conn)  # and once more with only the image record holding it all
+    content = ctr(containerd_daemon, conn, "content", "ls")
+    wanted = [main.target_digest, main.manifest_digests[host_arch()]]
+    wanted += [main.config_digests[host_arch()], *main.layer_digests]
+    assert not [d for d in wanted if d not in content]
+    snaps = ctr(containerd_daemon, conn, "snapshots", "--snapshotter", "overlayfs", "ls")
+    assert all(chain_id in snaps for chain_id in chain)
+    assert "extract-" not in snaps
+    leases = ctr(containerd_daemon, conn, "leases", "ls", "-q")
+    assert leases.split() == []
+    out = ctr(
+        containerd_daemon, conn, "run", "--rm", ref, f"t-{uuid.uuid4().hex[:6]}", "cat", "/data/x"
+    )
+    assert out == "three\n"
 
 
 def test_second_pull_downloads_nothing(conn: Connection, images: Pushed) -> None:

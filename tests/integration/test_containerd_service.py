@@ -322,3 +322,40 @@ def test_other_snapshotter_unpacks_on_demand(
     finally:
         containerd_service.delete_container(cid)
     assert cid not in {s.name for s in containerd_service.list_snapshots("native")}
+
+
+def test_taken_id_on_another_snapshot_leaves_no_snapshot_behind(
+    containerd_service: ContainerdService, new_container: NewContainer
+) -> None:
+    """A container on a snapshot not named after it still blocks its ID; nothing leaks."""
+    source = new_container()
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    cid = f"t-{uuid.uuid4().hex[:10]}"
+    containerd_service.commit_snapshot("overlayfs", f"{key}-base", source)
+    containerd_service.prepare_snapshot("overlayfs", key, f"{key}-base")
+    try:
+        spec = ContainerSpec(cmd=GRACEFUL)
+        containerd_service.create_container(
+            CreateContainerRequest(id=cid, image_ref=BUSYBOX_REF, snapshot_id=key, spec=spec)
+        )
+        with pytest.raises(errors.AlreadyExists, match=f"container {cid}"):
+            containerd_service.create_container(
+                CreateContainerRequest(id=cid, image_ref=BUSYBOX_REF)
+            )
+        assert cid not in {s.name for s in containerd_service.list_snapshots("overlayfs")}
+        assert containerd_service.get_container(cid).snapshot_key == key
+        containerd_service.start_container(cid)  # its own snapshot's mounts, not a guess
+        assert task_status(containerd_service, cid) == TaskStatus.RUNNING
+    finally:
+        with contextlib.suppress(errors.NotFound):
+            containerd_service.delete_container(cid)
+        for name in (key, f"{key}-base"):
+            with contextlib.suppress(errors.NotFound):
+                snapshots.remove(containerd_service.connection, "overlayfs", name)
+
+
+def test_stop_of_a_missing_container_is_not_found(containerd_service: ContainerdService) -> None:
+    with pytest.raises(errors.NotFound, match="nope"):
+        containerd_service.stop_container("nope")
+    with pytest.raises(errors.NotFound, match="nope"):
+        containerd_service.delete_container("nope")

@@ -10,7 +10,7 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd._errors import from_rpc_error
-from mcpmanager.containerd.images import chain_ids
+from mcpmanager.containerd.images import ManifestCache, chain_ids
 from mcpmanager.containerd.refs import name_candidates, normalize_name
 from mcpmanager.containerd.spec import SPEC_TYPE_URL, build_spec, merge_env, spec_any
 from mcpmanager.types import ContainerSpec, MountSpec
@@ -175,3 +175,12 @@ def test_service_implements_the_protocol_without_connecting() -> None:
         svc.close()
     with pytest.raises(errors.InvalidArgument):
         ContainerdService("/x.sock", "")
+
+
+def test_manifest_cache_keeps_the_newest_entries() -> None:
+    cache = ManifestCache(size=2)
+    for n in range(3):
+        cache.put(f"sha256:{n}", (f"m{n}", {"n": n}, {"c": n}))
+    assert cache.get("sha256:0") is None
+    assert cache.get("sha256:2") == ("m2", {"n": 2}, {"c": 2})
+    assert cache.get("sha256:1") is not None
