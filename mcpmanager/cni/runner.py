@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
-import zlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
 
 from .. import errors
+from .._locks import KeyedLocks
 from .._log import get_logger
 from .cache import CachedResult, ResultCache
 from .config import (
@@ -39,7 +39,9 @@ DEFAULT_TIMEOUT = 30.0
 LOOPBACK_NETWORK = "cni-loopback"
 _PREV_RESULT_VERSION = (0, 4, 0)
 _RETRY_MARKERS = ("duplicate allocation", "already exists")
-_LOCKS = tuple(threading.RLock() for _ in range(64))
+# One lock per cache entry, process-wide (runners for the same network share it):
+# operations on one container's network are serialised, different containers never wait.
+_ENTRY_LOCKS = KeyedLocks()
 
 JSONObject = dict[str, Any]
 
@@ -351,9 +353,8 @@ class CNIRunner:
             )
         return _Target(container_id, netns, pairs(cni_args), dict(capability_args or {}))
 
-    def _lock(self, container_id: str) -> threading.RLock:
-        key = self.cache.path(self.network.name, container_id, self.ifname)
-        return _LOCKS[zlib.crc32(key.encode()) % len(_LOCKS)]
+    def _lock(self, container_id: str) -> AbstractContextManager[None]:
+        return _ENTRY_LOCKS.hold(self.cache.path(self.network.name, container_id, self.ifname))
 
     def _what(self, container_id: str) -> str:
         return f"container {container_id} network {self.network.name!r}"

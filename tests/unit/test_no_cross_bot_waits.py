@@ -7,9 +7,12 @@ an Event, then shows another bot ("b") goes through meanwhile.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -186,3 +189,55 @@ def test_address_book_serves_other_bots_while_one_resolves(gate: Gate) -> None:
     gate.open()
     assert a.result() is not None
     book.close()
+
+
+def test_cni_runner_serializes_one_container_only(tmp_path: Path) -> None:
+    from mcpmanager import cni
+    from mcpmanager.cni.runner import CNIRunner
+
+    conf = {"cniVersion": "0.4.0", "name": "net", "type": "bridge", "bridge": "br9"}
+    (tmp_path / "10-net.conf").write_text(json.dumps(conf))
+    network = cni.load_network_config(tmp_path)
+    runner = CNIRunner(network, str(tmp_path), cache_dir=tmp_path / "cache")
+    other = CNIRunner(network, str(tmp_path), cache_dir=tmp_path / "cache")
+
+    # A container whose cache path hashes like a's into 64 buckets: with shared,
+    # hashed locks (as before) it would wait for a; with a lock per entry it must not.
+    def bucket(cid: str) -> int:
+        return zlib.crc32(runner.cache.path(network.name, cid, runner.ifname).encode()) % 64
+
+    b = next(f"mcp-b{i}" for i in range(10_000) if bucket(f"mcp-b{i}") == bucket("mcp-a"))
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_a() -> None:
+        with runner._lock("mcp-a"):
+            held.set()
+            release.wait(LIMIT)
+
+    thread = threading.Thread(target=hold_a)
+    thread.start()
+    try:
+        assert held.wait(LIMIT)
+        done = threading.Event()
+
+        def take_b() -> None:
+            with other._lock(b):  # a different container: no wait
+                done.set()
+
+        threading.Thread(target=take_b).start()
+        assert done.wait(LIMIT), "container b waited for container a's network step"
+        blocked = threading.Event()
+
+        def take_a_again() -> None:
+            with other._lock("mcp-a"):  # the same container, another runner: waits
+                blocked.set()
+
+        waiter = threading.Thread(target=take_a_again)
+        waiter.start()
+        assert not blocked.wait(0.2)  # still held by hold_a (a bounded check, not a sync)
+    finally:
+        release.set()
+        thread.join(LIMIT)
+    waiter.join(LIMIT)
+    assert blocked.is_set()
