@@ -41,9 +41,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _figures import Figures, add_json_argument  # noqa: E402
 from bench_e2e import NAMESPACE, cni_by_hand, ctr, exec_ok, poll, task_pid, tcp_ok  # noqa: E402
-from mcpmanager.containerd.cni import first_ip  # noqa: E402
 
 from mcpmanager import Manager, ManagerConfig  # noqa: E402
+from mcpmanager.cni import first_ip  # noqa: E402
 from mcpmanager.containerd import ContainerdService  # noqa: E402
 from tests.harness.containerd import ContainerdDaemon  # noqa: E402
 from tests.harness.e2e import (  # noqa: E402
