@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from tests.harness.common import require_binaries, require_root
 from tests.harness.docker import DOCKER_BINARIES, NETNS_ENV
 from tests.harness.e2e import HostNetns
-from tests.integration.test_e2e import run_child
+from tests.harness.scenario import run_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -30,22 +29,7 @@ def test_bot_end_to_end_on_docker_in_its_own_namespace() -> None:
     root = tempfile.mkdtemp(prefix="mcpm-dk-e2e-")
     try:
         with HostNetns("dke2e") as host:
-            env = {**os.environ, NETNS_ENV: host.name}
-            argv = host.exec_argv(
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-x",
-                "-p",
-                "no:cacheprovider",
-                f"--basetemp={os.path.join(root, 'pytest')}",
-                "tests/integration/docker_e2e",
-            )
-            returncode, output = run_child(argv, env)
-            assert returncode == 0, f"end-to-end run failed:\n{output}"
-            assert " passed" in output, output
-            assert "skipped" not in output, output
-            assert host.pids() == [], "processes left running in the namespace"
+            basetemp = os.path.join(root, "pytest")
+            run_scenario(host, "tests/integration/docker_e2e", {NETNS_ENV: host.name}, basetemp)
     finally:
         shutil.rmtree(root, ignore_errors=True)
