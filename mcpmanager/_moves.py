@@ -24,7 +24,7 @@ from . import errors, naming
 from ._atomic import atomic_write
 from ._runtime import Runtime
 from ._worker import run_to_completion
-from .types import ContainerInfo, StopTaskOptions
+from .types import ContainerInfo
 from .versions import (
     SOURCE_PRE_EXEC,
     SOURCE_ROLLBACK,
@@ -267,8 +267,7 @@ class Moves:
         """Stop, commit (unless rolling back), prepare, recreate the container, restart."""
         service, snapshotter = self._rt.service, intent.snapshotter
         if intent.was_running:
-            service.stop_container(intent.container_id, StopTaskOptions(timeout=10.0, force=True))
-            self._rt.detach(intent.bot_id)
+            self._rt.halt(intent.bot_id)
         if intent.commit_name:
             labels = naming.gc_root_labels(intent.bot_id)
             service.commit_snapshot(snapshotter, intent.commit_name, intent.old_key, labels)

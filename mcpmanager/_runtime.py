@@ -206,6 +206,7 @@ class Runtime:
         except errors.NotFound:
             current = None
         if current is not None and current.snapshot_key != key:
+            self.addresses.forget(bot_id)
             self.service.stop_container(cid, StopTaskOptions(timeout=HALT_TIMEOUT, force=True))
             self.delete_task(cid)
             self.service.delete_container(cid, DeleteContainerOptions(cleanup_snapshot=False))
@@ -337,14 +338,20 @@ class Runtime:
     def force_stop(self, bot_id: str) -> None:
         """Kill the bot's task as a cleanup step; a failure is only logged."""
         cid = naming.container_id(bot_id)
+        self.addresses.forget(bot_id)
         try:
             self.service.stop_container(cid, StopTaskOptions(force=True))
         except Exception as exc:
             self.log(bot_id).warning("cleanup: force-stopping %s failed: %s", cid, exc)
 
     def halt(self, bot_id: str, timeout: float = HALT_TIMEOUT) -> None:
-        """Stop the bot's task (SIGTERM, then kill after ``timeout``) and release its network."""
+        """Stop the bot's task (SIGTERM, then kill after ``timeout``) and release its network.
+
+        The bot's client goes first: closed by us, its channel is not left to
+        hear the agent go away mid-call.
+        """
         cid = naming.container_id(bot_id)
+        self.addresses.forget(bot_id)
         self.service.stop_container(cid, StopTaskOptions(timeout=timeout, force=True))
         self.detach(bot_id)
 

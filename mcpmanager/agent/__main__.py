@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import MCPManagerError
+from . import reaper
 from .server import DEFAULT_LISTEN, DEFAULT_TEMPLATE, AgentServer
 
 log = logging.getLogger("mcpmanager.agent")
@@ -108,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     print(f"listening on {server.address}", flush=True)
+    init = reaper.is_init()  # a container's PID 1 inherits every orphan
     while not stopping.wait(0.5):
-        pass
+        if init:
+            reaper.reap_orphans()
     server.stop(args.grace)
     log.info("stopped")
     return 0

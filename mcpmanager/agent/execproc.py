@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
+from . import reaper
+
 __all__ = ["EXIT_LINGER", "STDERR", "STDOUT", "Execution"]
 
 STDOUT = 0
@@ -76,18 +78,20 @@ class Execution:
     def start(self) -> None:
         """Start the command and its watchdog; OSError if it cannot be started."""
         try:
-            self._proc = subprocess.Popen(
-                self._argv,
-                cwd=self._cwd,
-                env=self._env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-                start_new_session=True,
-                close_fds=True,
-                pass_fds=self._pass_fds,
-            )
+            with reaper.spawning() as track:
+                self._proc = subprocess.Popen(
+                    self._argv,
+                    cwd=self._cwd,
+                    env=self._env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    bufsize=0,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=self._pass_fds,
+                )
+                track(self._proc.pid)
         except BaseException:
             self._close_wake()
             raise
@@ -251,6 +255,7 @@ class Execution:
             if pidfd is not None:
                 os.close(pidfd)
         code = proc.wait()
+        reaper.untrack(proc.pid)
         self._exit_code = code if code >= 0 else -1
         self._finished.set()
         with self._wake_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 
@@ -9,9 +10,16 @@ __all__ = ["tgz"]
 
 
 def tgz(files: dict[str, bytes]) -> io.BytesIO:
-    """A tar.gz of regular files (name -> content), rewound to its start."""
+    """A tar.gz of regular files (name -> content), rewound to its start.
+
+    The same files always give the same bytes (gzip's header time is 0), so a
+    test may compare an archive on disk with a fresh one.
+    """
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for name, body in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(body)
