@@ -269,7 +269,7 @@ class Moves:
         if intent.was_running:
             self._rt.halt(intent.bot_id)
         if intent.commit_name:
-            labels = naming.gc_root_labels(intent.bot_id)
+            labels = naming.bot_labels(intent.bot_id)  # the backend keeps it from its GC
             service.commit_snapshot(snapshotter, intent.commit_name, intent.old_key, labels)
         service.prepare_snapshot(
             snapshotter, intent.new_key, intent.parent, naming.bot_labels(intent.bot_id)

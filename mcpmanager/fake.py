@@ -32,6 +32,7 @@ import attrs
 from . import errors, identifiers, taskfilter
 from ._log import get_logger
 from .containerd.refs import name_candidates, normalize_name
+from .naming import DEFAULT_SNAPSHOTTER
 from .types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -55,7 +56,6 @@ __all__ = ["DEFAULT_SNAPSHOTTER", "Call", "FakeContainerService", "Usage"]
 
 log = get_logger("mcpmanager.fake")
 
-DEFAULT_SNAPSHOTTER = "overlayfs"
 RUNTIME = "io.containerd.runc.v2"
 AGENT_PORT = 9090
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import datetime, timezone
 
 from . import errors
 from .types import SnapshotInfo
@@ -20,7 +19,6 @@ __all__ = [
     "BOT_LABEL_KEY",
     "CONTAINER_PREFIX",
     "DEFAULT_SNAPSHOTTER",
-    "GC_ROOT_LABEL",
     "IP_LABEL_KEY",
     "MAX_BOT_ID_LENGTH",
     "MAX_CONTAINER_ID_LENGTH",
@@ -32,7 +30,6 @@ __all__ = [
     "bot_labels",
     "bot_of_container",
     "container_id",
-    "gc_root_labels",
     "is_bot_id",
     "own_lineage",
     "owned_active",
@@ -65,8 +62,6 @@ OPTION_LABEL_KEYS = (
 """Every label the bot's options are stored in."""
 CONTAINER_PREFIX = "mcp-"
 """What a bot's container ID starts with."""
-GC_ROOT_LABEL = "containerd.io/gc.root"
-"""containerd label that keeps a committed snapshot from the garbage collector."""
 DEFAULT_SNAPSHOTTER = "overlayfs"
 """The snapshotter used when neither the container nor the config names one."""
 
@@ -162,14 +157,6 @@ def snapshot_bot(snapshot: SnapshotInfo) -> str | None:
     if snapshot.name.startswith(CONTAINER_PREFIX) and is_bot_id(bot):
         return bot
     return None
-
-
-def gc_root_labels(bot_id: str) -> dict[str, str]:
-    """Labels that keep a committed snapshot from containerd's garbage collector."""
-    return {
-        GC_ROOT_LABEL: datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        BOT_LABEL_KEY: bot_id,
-    }
 
 
 def own_lineage(

@@ -32,6 +32,7 @@ import attrs
 from .. import errors
 from .._log import get_logger
 from ..errors import InvalidContent
+from ..naming import DEFAULT_SNAPSHOTTER
 from ..oci import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -68,7 +69,6 @@ PULL_TIMEOUT = 3600.0
 LAYER_WORKERS = 3
 """Layers downloaded at once (the Go client's default is 3 as well)."""
 
-DEFAULT_SNAPSHOTTER = "overlayfs"
 """Snapshotter used when :class:`PullImageOptions` names none."""
 
 _MAX_METADATA = 8 << 20

@@ -11,6 +11,7 @@ from typing import BinaryIO, NoReturn
 from .. import errors, identifiers, taskfilter
 from .._log import get_logger
 from ..cni import Network
+from ..naming import DEFAULT_SNAPSHOTTER
 from ..types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -42,7 +43,6 @@ log = get_logger("mcpmanager.containerd")
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 """Where a system containerd listens."""
 
-DEFAULT_SNAPSHOTTER = "overlayfs"
 """Snapshotter used when a request names none."""
 
 _LIVE = (TaskStatus.RUNNING, TaskStatus.CREATED, TaskStatus.PAUSED)

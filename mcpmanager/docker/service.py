@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from .. import errors, identifiers
 from .._log import get_logger
+from ..naming import DEFAULT_SNAPSHOTTER
 from ..types import (
     ContainerInfo,
     CreateContainerRequest,
@@ -67,7 +68,6 @@ DEFAULT_BASE_URL = "unix:///var/run/docker.sock"
 """Where a system dockerd listens."""
 DEFAULT_NETWORK = "mcp"
 """The bridge network bots join unless told otherwise."""
-DEFAULT_SNAPSHOTTER = "overlayfs"
 """Recorded when a request names no snapshotter (Docker has one storage driver)."""
 MIN_ID_LENGTH = 2
 """Docker refuses one-character container names; containerd's rule allows them."""
