@@ -31,8 +31,8 @@ import attrs
 
 from . import errors, identifiers, taskfilter
 from ._log import get_logger
-from .containerd.refs import name_candidates, normalize_name
 from .naming import DEFAULT_SNAPSHOTTER
+from .refs import name_candidates, normalize_name
 from .types import (
     ContainerInfo,
     CreateContainerRequest,

@@ -15,6 +15,7 @@ import attrs
 
 from . import errors
 from ._format import short
+from .refs import parse_reference
 
 __all__ = [
     "BotMetrics",
@@ -190,8 +191,6 @@ def _image_option(_instance: object, _attribute: attrs.Attribute[str], value: ob
     if not isinstance(value, str):
         raise errors.InvalidArgument(f"bot option image must be a str, got {value!r}")
     if value:
-        from .containerd.refs import parse_reference  # late: containerd imports this module
-
         parse_reference(value)
 
 

@@ -12,11 +12,11 @@ import attrs
 
 from .. import errors
 from ..oci import INDEX_MEDIA_TYPES, is_index, select_manifest
+from ..refs import name_candidates
 from ..types import ImageInfo
 from ._conn import Connection
 from .api import descriptor_pb2, images_pb2
 from .content import read_blob
-from .refs import name_candidates
 
 __all__ = [
     "INDEX_TYPES",

@@ -24,11 +24,11 @@ import attrs
 from .. import errors
 from .._log import get_logger
 from ..oci import MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER, MEDIA_DOCKER_MANIFEST, runs_here
+from ..refs import normalize_name
 from ..types import ImageInfo
 from ._conn import Connection
 from .content import write_blob
 from .images import INDEX_TYPES, load_json, pick_manifest, put_image, to_image_info
-from .refs import normalize_name
 from .unpack import unpack
 
 __all__ = ["import_archive"]

@@ -40,12 +40,12 @@ from ..oci import (
     host_platform,
     select_manifest,
 )
+from ..refs import Reference, parse_reference
 from ..types import ImageInfo, PullImageOptions, PullProgress
 from ._conn import Connection
 from .api import content_pb2, leases_pb2
 from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
 from .images import put_image, to_image_info
-from .refs import Reference, parse_reference
 from .registry import RegistryClient
 from .unpack import UNCOMPRESSED_LABEL, label_config, plan, unpack_layer
 

@@ -52,7 +52,7 @@ from ..oci import (
     Descriptor,
     check_digest,
 )
-from .refs import DOCKER_HUB, DOCKER_HUB_API, Reference
+from ..refs import DOCKER_HUB, DOCKER_HUB_API, Reference
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -16,10 +16,10 @@ from mcpmanager.containerd.api import leases_pb2
 from mcpmanager.containerd.content import blob_exists
 from mcpmanager.containerd.images import chain_ids, get_image_record
 from mcpmanager.containerd.pull import pull_image
-from mcpmanager.containerd.refs import Reference
 from mcpmanager.containerd.registry import DigestMismatch, RegistryClient
 from mcpmanager.containerd.snapshots import exists as snapshot_exists
 from mcpmanager.oci import Descriptor
+from mcpmanager.refs import Reference
 from mcpmanager.types import PullImageOptions, PullProgress
 from tests.harness.common import wait_for
 from tests.harness.containerd import ContainerdDaemon

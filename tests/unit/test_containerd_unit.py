@@ -11,8 +11,8 @@ import pytest
 from mcpmanager import errors
 from mcpmanager.containerd._errors import from_rpc_error
 from mcpmanager.containerd.images import ManifestCache, chain_ids
-from mcpmanager.containerd.refs import name_candidates, normalize_name
 from mcpmanager.containerd.spec import SPEC_TYPE_URL, build_spec, merge_env, spec_any
+from mcpmanager.refs import name_candidates, normalize_name
 from mcpmanager.types import ContainerSpec, MountSpec
 
 IMAGE_CONFIG = {

@@ -16,7 +16,6 @@ import pytest
 
 from mcpmanager import errors
 from mcpmanager.containerd.pull import resolve_remote_digest
-from mcpmanager.containerd.refs import parse_reference
 from mcpmanager.containerd.registry import (
     Credentials,
     DigestMismatch,
@@ -26,6 +25,7 @@ from mcpmanager.containerd.registry import (
     load_docker_credentials,
 )
 from mcpmanager.oci import Descriptor, Platform, select_manifest
+from mcpmanager.refs import parse_reference
 from tests.harness.registry import (
     FakeRegistry,
     Files,

@@ -11,8 +11,8 @@ import re
 
 import attrs
 
-from ..errors import InvalidArgument
-from ..oci import check_digest
+from .errors import InvalidArgument
+from .oci import check_digest
 
 __all__ = [
     "DOCKER_HUB",
