@@ -312,7 +312,9 @@ class Runtime:
             raise errors.NotSupported(f"bot {bot_id}: {backend} runs no agents to wait for")
         wait = self.config.ready_timeout if timeout is None else timeout
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
-            raise errors.InvalidArgument(f"timeout must be a number > 0, got {timeout!r}")
+            raise errors.InvalidArgument(
+                f"bot {bot_id}: timeout must be a number > 0, got {timeout!r}"
+            )
         return float(wait)
 
     def wait_ready(self, bot_id: str, timeout: float, since: float | None = None) -> None:

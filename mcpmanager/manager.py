@@ -126,7 +126,8 @@ class Manager:
         With ``options`` the bot gets them (see :meth:`update_options` for an
         existing bot; use that to learn what was applied).
         """
-        options = check_options(options)
+        with doing(f"bot {bot_id}"):
+            options = check_options(options)
         with self._locks.hold(bot_id):
             return self._resources.ensure(bot_id, options)
 
@@ -141,7 +142,8 @@ class Manager:
         first (as :meth:`update_options` does); options still pending from
         an earlier change take effect when a stopped bot starts.
         """
-        options = check_options(options)
+        with doing(f"bot {bot_id}"):
+            options = check_options(options)
         with self._locks.hold(bot_id):
             self._resources.ensure(bot_id, options)
             self._runtime.ensure_running(bot_id)
@@ -159,7 +161,8 @@ class Manager:
         ``recreate=True`` remakes it now (a restart). A new image never drops
         ``/data``: it is backed up, the container remade, and restored.
         """
-        check_update(options, recreate)
+        with doing(f"bot {bot_id}: update options"):
+            check_update(options, recreate)
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: update options"):
             return self._resources.update(bot_id, options, recreate=recreate)
 
@@ -322,10 +325,10 @@ class Manager:
 
     # -- snapshots and versions ----------------------------------------------
 
-    def _require_store(self) -> VersionStore:
+    def _require_store(self, bot_id: str) -> VersionStore:
         if self._moves.store is None:
             raise errors.FailedPrecondition(
-                "snapshots and versions need a version store: pass store= to Manager"
+                f"bot {bot_id}: snapshots and versions need a version store: pass store= to Manager"
             )
         return self._moves.store
 
@@ -344,7 +347,7 @@ class Manager:
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: create snapshot"):
             source = source.strip() or versions.SOURCE_MANUAL
             info, rec = self._moves.snapshot(
-                self._require_store(), bot_id, "snapshot", display, source
+                self._require_store(bot_id), bot_id, "snapshot", display, source
             )
         return SnapshotCreateInfo.of(info, rec)
 
@@ -352,14 +355,14 @@ class Manager:
     def create_version(self, bot_id: str) -> VersionInfo:
         """Commit the bot's whole filesystem as its next numbered version (see create_snapshot)."""
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: create version"):
-            store = self._require_store()
+            store = self._require_store(bot_id)
             _, rec = self._moves.snapshot(store, bot_id, "v", "", versions.SOURCE_PRE_EXEC)
         return VersionInfo.of(rec)
 
     @bot_operation
     def list_versions(self, bot_id: str) -> VersionList:
         """The bot's versions, version 1 first (a list that Jupyter shows as a table)."""
-        store = self._require_store()
+        store = self._require_store(bot_id)
         with doing(f"bot {bot_id}: list versions"):
             records = store.list_versions(self.container_id(bot_id))
             return VersionList(VersionInfo.of(r) for r in records)
@@ -367,8 +370,9 @@ class Manager:
     @bot_operation
     def version_snapshot_name(self, bot_id: str, version: int) -> str:
         """The runtime snapshot a version points at; NotFound if there is no such version."""
-        versions.validate_version(version)
-        store = self._require_store()
+        with doing(f"bot {bot_id}"):
+            versions.validate_version(version)
+        store = self._require_store(bot_id)
         with doing(f"bot {bot_id}: look up version {version}"):
             return store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
 
@@ -379,8 +383,9 @@ class Manager:
         What the bot wrote since is left in the snapshot it leaves (and in any
         version made of it). Runs to the end once started, like create_snapshot.
         """
-        versions.validate_version(version)
-        store = self._require_store()
+        with doing(f"bot {bot_id}"):
+            versions.validate_version(version)
+        store = self._require_store(bot_id)
         with self._locks.hold(bot_id), doing(f"bot {bot_id}: roll back to version {version}"):
             target = store.get_version(self.container_id(bot_id), version).runtime_snapshot_name
             self._moves.roll_back(bot_id, target, version)

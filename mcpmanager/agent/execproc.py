@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from . import reaper
 
-__all__ = ["EXIT_LINGER", "STDERR", "STDOUT", "Execution"]
+__all__ = ["EXIT_LINGER", "STDERR", "STDOUT", "Execution", "shell_script"]
 
 STDOUT = 0
 STDERR = 1
@@ -31,6 +31,19 @@ EXIT_LINGER = 1.0
 
 _READ_SIZE = 64 * 1024
 _POLL_INTERVAL = 0.05  # only where pidfd_open is missing
+
+
+# Makes the command the OOM killer's first choice before it runs: under a bot's
+# memory limit the agent (tens of MiB) would otherwise often be the one killed for
+# a command's allocation, taking the bot's API with it. Raising one's own score
+# needs no privilege; where /proc refuses, the command keeps the default, and
+# ``|| :`` leaves ``$?`` at 0 for the command either way.
+_OOM_FIRST = "{ echo 1000 >/proc/self/oom_score_adj; } 2>/dev/null || :; "
+
+
+def shell_script(command: str) -> str:
+    """The script ``/bin/sh -c`` runs for ``command``: it first volunteers for the OOM killer."""
+    return _OOM_FIRST + command
 
 
 class Execution:
@@ -59,7 +72,7 @@ class Execution:
         self.command = command
         self.timeout = timeout
         self._cwd = cwd
-        self._argv = list(argv) if argv is not None else ["/bin/sh", "-c", command]
+        self._argv = list(argv) if argv is not None else ["/bin/sh", "-c", shell_script(command)]
         self._pass_fds = tuple(pass_fds)
         self._env = dict(env)
         self._lock = threading.Lock()
@@ -95,7 +108,6 @@ class Execution:
         except BaseException:
             self._close_wake()
             raise
-        _volunteer_for_oom(self._proc.pid)
         threading.Thread(
             target=self._watch, name=f"exec-watch-{self._proc.pid}", daemon=True
         ).start()
@@ -272,21 +284,6 @@ class Execution:
                     with contextlib.suppress(OSError):
                         os.close(fd)
             self._wake_r = self._wake_w = -1
-
-
-def _volunteer_for_oom(pid: int) -> None:
-    """Make the command the OOM killer's first choice in its cgroup, before the agent.
-
-    Under a memory limit the agent (tens of MiB) would otherwise often be the
-    one killed for a command's allocation, taking the bot's API down with it.
-    Raising a process's own score needs no privilege; where /proc refuses, the
-    command simply keeps the default.
-    """
-    try:
-        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
 
 
 def _pidfd(pid: int) -> int | None:

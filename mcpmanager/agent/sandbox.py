@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import NamedTuple
 
+from .execproc import shell_script
 from .rootfs import RootFS
 
 __all__ = ["HOST_DIRS", "SANDBOX_PATH", "Sandbox", "Wrapped", "probe", "warn_unconfined"]
@@ -88,7 +89,7 @@ class Sandbox:
         try:
             args = [self._bwrap, *_NAMESPACES, *_host_args(), "--proc", "/proc", "--dev", "/dev"]
             args += self._root_args(fds)
-            args += ["--chdir", workdir, "--", "/bin/sh", "-c", command]
+            args += ["--chdir", workdir, "--", "/bin/sh", "-c", shell_script(command)]
             yield Wrapped(args, tuple(fds))
         finally:
             for fd in fds:

@@ -110,3 +110,11 @@ def test_versions_seen_through_the_agent(am: Manager, agent_fake: FakeContainerS
     am.rollback_version("b", 2)
     assert read(am, "b", "/data/v.txt") == "version 2"
     assert agent_fake.get_task_info("mcp-b").status is TaskStatus.RUNNING
+
+
+def test_a_bots_commands_volunteer_for_the_oom_killer(am: Manager) -> None:
+    # Confined (bubblewrap) or not, the command, not the agent, is killed first.
+    am.start("b")
+    result = am.client("b").exec("cat /proc/self/oom_score_adj; exit 3")
+    assert (result.stdout, result.exit_code) == ("1000\n", 3)
+    assert am.client("b").exec("echo $?").stdout == "0\n"  # the prefix leaves $? alone

@@ -160,7 +160,7 @@ def test_without_store(manager: Manager) -> None:
         lambda: manager.rollback_version("b", 1),
         lambda: manager.version_snapshot_name("b", 1),
     ):
-        with pytest.raises(errors.FailedPrecondition, match="store"):
+        with pytest.raises(errors.FailedPrecondition, match=r"^bot b: .*version store"):
             call()
     data = manager.list_bot_snapshot_data("b")
     assert data.managed_meta == {}
