@@ -15,8 +15,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, EXEC_DEADLINE_MARGIN, Client, ExecStream
+    from .client import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Client
     from .errors import ExecTimedOut, PermissionDenied
+    from .exec import EXEC_DEADLINE_MARGIN, ExecStream
     from .handle import BotClient
     from .pool import CONNECTING_TIMEOUT, Pool
     from .protocol import DEFAULT_EXEC_TIMEOUT, DEFAULT_PORT, DEFAULT_WORKDIR, RAW_CHUNK_SIZE
@@ -30,13 +31,13 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_PORT": "protocol",
     "DEFAULT_TIMEOUT": "client",
     "DEFAULT_WORKDIR": "protocol",
-    "EXEC_DEADLINE_MARGIN": "client",
+    "EXEC_DEADLINE_MARGIN": "exec",
     "RAW_CHUNK_SIZE": "protocol",
     "BotClient": "handle",
     "Client": "client",
     "ExecChunk": "results",
     "ExecResult": "results",
-    "ExecStream": "client",
+    "ExecStream": "exec",
     "ExecTimedOut": "errors",
     "FileEntry": "results",
     "PermissionDenied": "errors",

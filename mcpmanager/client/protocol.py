@@ -1,16 +1,21 @@
-"""Constants both ends of the in-container protocol agree on."""
+"""Constants (and the upload chunking) both ends of the in-container protocol agree on."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO
 
 __all__ = [
     "DEFAULT_EXEC_TIMEOUT",
     "DEFAULT_PORT",
     "DEFAULT_WORKDIR",
     "EXIT_TIMED_OUT",
+    "INT32_MAX",
     "RAW_CHUNK_SIZE",
     "UPLOAD_CHUNK_SIZE",
     "WRITE_RAW_END_KEY",
     "WRITE_RAW_END_VALUE",
+    "upload_pieces",
 ]
 
 #: The port the agent listens on inside every container.
@@ -21,6 +26,9 @@ DEFAULT_WORKDIR = "/data"
 
 #: Seconds a command may run when the caller gives no limit.
 DEFAULT_EXEC_TIMEOUT = 30
+
+#: The largest value the protocol's int32 fields (line offsets, timeouts) hold.
+INT32_MAX = 2**31 - 1
 
 #: Largest piece of a file one ReadRaw/WriteRaw message carries.
 RAW_CHUNK_SIZE = 64 * 1024
@@ -45,3 +53,17 @@ WRITE_RAW_END_KEY = "mcpmanager-write-raw-end"
 
 #: The value of :data:`WRITE_RAW_END_KEY` (the kind of marker promised).
 WRITE_RAW_END_VALUE = "empty-chunk"
+
+
+def upload_pieces(data: bytes | bytearray | memoryview | IO[bytes]) -> Iterator[bytes]:
+    """``data`` (bytes or a readable file) in pieces of at most :data:`UPLOAD_CHUNK_SIZE`."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), UPLOAD_CHUNK_SIZE):
+            yield bytes(view[start : start + UPLOAD_CHUNK_SIZE])
+        return
+    while True:
+        piece = data.read(UPLOAD_CHUNK_SIZE)
+        if not piece:
+            return
+        yield bytes(piece)

@@ -22,8 +22,8 @@ from mcpmanager.client import (
     mcpcontainer_pb2,
     mcpcontainer_pb2_grpc,
 )
-from mcpmanager.client.client import _exec_limit, _timeout_reason
 from mcpmanager.client.errors import map_rpc_error
+from mcpmanager.client.exec import exec_limit, timeout_reason
 from mcpmanager.client.results import parse_mod_time
 
 pb: Any = mcpcontainer_pb2
@@ -305,16 +305,16 @@ def test_exec_without_exit_status_is_an_error(scripted: tuple[_Scripted, Client]
 
 
 def test_exec_limit_is_the_agents_default_when_unset() -> None:
-    assert _exec_limit(0) == 30
-    assert _exec_limit(5) == 5
+    assert exec_limit(0) == 30
+    assert exec_limit(5) == 5
 
 
-def test_timeout_reason() -> None:
-    assert _timeout_reason(b"timed out after 5s", -1, 0.1, 5).startswith("timed out")
-    assert "exit code -1" in _timeout_reason(b"", -1, 5.0, 5)  # memoh: -1 once the limit passed
-    assert _timeout_reason(b"", -1, 4.9, 5) == ""  # killed by a signal before the limit
-    assert _timeout_reason(b"", 0, 9.0, 5) == ""
-    assert _timeout_reason(b"", 137, 9.0, 5) == ""
+def testtimeout_reason() -> None:
+    assert timeout_reason(b"timed out after 5s", -1, 0.1, 5).startswith("timed out")
+    assert "exit code -1" in timeout_reason(b"", -1, 5.0, 5)  # memoh: -1 once the limit passed
+    assert timeout_reason(b"", -1, 4.9, 5) == ""  # killed by a signal before the limit
+    assert timeout_reason(b"", 0, 9.0, 5) == ""
+    assert timeout_reason(b"", 137, 9.0, 5) == ""
 
 
 # -- unreachable agents and closed clients --------------------------------------------------
