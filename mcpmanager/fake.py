@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import itertools
-import json
 import os
 import shutil
 import stat
-import tarfile
 import tempfile
 import threading
 import time
@@ -30,6 +27,8 @@ from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
 import attrs
 
 from . import errors, identifiers, taskfilter
+from ._fake_addresses import ADDRESSES
+from ._fake_registry import SimulatedRegistry, read_archive_index
 from ._log import get_logger
 from .naming import DEFAULT_SNAPSHOTTER
 from .refs import name_candidates, normalize_name
@@ -123,10 +122,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _digest_of(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
 def _require(value: str, what: str) -> None:
     if not value:
         raise errors.InvalidArgument(f"{what} must not be empty")
@@ -137,37 +132,6 @@ def _check_cni_dirs(req: NetworkSetupRequest) -> None:
     for what, value in (("cni_conf_dir", req.cni_conf_dir), ("cni_bin_dir", req.cni_bin_dir)):
         if not value:
             raise errors.InvalidArgument(f"container {req.container_id} network: {what} is empty")
-
-
-class _LoopbackAllocator:
-    """Hands out 127.x.y.z addresses, unique within this process.
-
-    The second octet is derived from the process ID so that two test processes
-    running fakes with agents at once rarely pick the same address and port.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_use: set[str] = set()
-        base = 64 + os.getpid() % 128
-        self._candidates = (
-            f"127.{base}.{hi}.{lo}" for hi in itertools.cycle(range(256)) for lo in range(2, 255)
-        )
-
-    def allocate(self) -> str:
-        with self._lock:
-            for ip in self._candidates:
-                if ip not in self._in_use:
-                    self._in_use.add(ip)
-                    return ip
-        raise AssertionError("unreachable")  # pragma: no cover - the generator is endless
-
-    def release(self, ip: str) -> None:
-        with self._lock:
-            self._in_use.discard(ip)
-
-
-_ADDRESSES = _LoopbackAllocator()
 
 
 def _operation(method: Callable[P, R]) -> Callable[P, R]:
@@ -200,8 +164,7 @@ class FakeContainerService:
         self._agents_enabled = agents
         self._lock = threading.RLock()
         self._images: dict[str, ImageInfo] = {}
-        self._remote: dict[str, str] = {}
-        self._absent: set[str] = set()
+        self._registry = SimulatedRegistry()
         self._containers: dict[str, ContainerInfo] = {}
         self._specs: dict[str, CreateContainerRequest] = {}
         self._tasks: dict[str, _Task] = {}
@@ -215,8 +178,6 @@ class FakeContainerService:
         self._closed = False
         self.calls: list[Call] = []
         """Every protocol call made, in order."""
-        self.remote_unreachable = False
-        """When True, the simulated registry cannot be reached (pull and resolve fail)."""
         self.mounts_supported = True
         """When False, :meth:`snapshot_mounts` raises NotSupported (like a VM backend)."""
 
@@ -246,21 +207,22 @@ class FakeContainerService:
         with self._lock:
             self._faults.setdefault(method, []).append(_Fault(error, times))
 
+    @property
+    def remote_unreachable(self) -> bool:
+        """When True, the simulated registry cannot be reached (pull and resolve fail)."""
+        return self._registry.unreachable
+
+    @remote_unreachable.setter
+    def remote_unreachable(self, value: bool) -> None:
+        self._registry.unreachable = value
+
     def set_remote_digest(self, ref: str, digest: str) -> None:
         """Make the simulated registry serve ``digest`` for ``ref`` from now on."""
-        name = normalize_name(ref)
-        if not digest.startswith("sha256:"):
-            raise errors.InvalidArgument(f"digest {digest!r} must start with 'sha256:'")
-        with self._lock:
-            self._remote[name] = digest
-            self._absent.discard(name)
+        self._registry.serve(ref, digest)
 
     def remove_remote(self, ref: str) -> None:
         """Make the simulated registry answer NotFound for ``ref`` (until it is set again)."""
-        name = normalize_name(ref)
-        with self._lock:
-            self._remote.pop(name, None)
-            self._absent.add(name)
+        self._registry.remove(ref)
 
     def set_local_digest(self, ref: str, digest: str) -> None:
         """Pretend the local copy of ``ref`` has ``digest`` (adding the image if absent)."""
@@ -296,14 +258,6 @@ class FakeContainerService:
 
     # -- images --------------------------------------------------------------
 
-    def _remote_digest(self, name: str) -> str:
-        """What the simulated registry serves for the normalised ``name``."""
-        if self.remote_unreachable:
-            raise errors.Unavailable(f"cannot reach the registry of {name}: it is unreachable")
-        if name in self._absent:
-            raise errors.NotFound(f"image {name} not found in its registry")
-        return self._remote.get(name) or _digest_of(name)
-
     @_operation
     def pull_image(self, ref: str, opts: PullImageOptions | None = None) -> ImageInfo:
         """Fetch ``ref`` from the simulated registry, stored under its full name."""
@@ -311,7 +265,7 @@ class FakeContainerService:
         name = normalize_name(ref)
         image = self._pull(name, opts.snapshotter if opts.unpack else None)
         if opts.progress is not None:
-            for digest, size in _simulated_layers(image.id):
+            for digest, size in self._registry.layers(image.id):
                 for done in (0, size // 2, size):
                     opts.progress(PullProgress(ref=name, digest=digest, done=done, total=size))
         return image
@@ -319,7 +273,7 @@ class FakeContainerService:
     def _pull(self, name: str, snapshotter: str | None) -> ImageInfo:
         """Store what the registry serves for ``name``; unpack into ``snapshotter`` unless None."""
         with self._lock:
-            image = ImageInfo(name=name, id=self._remote_digest(name), tags=(name,))
+            image = ImageInfo(name=name, id=self._registry.digest(name), tags=(name,))
             self._images[name] = image
             if snapshotter is not None:
                 self._image_rootfs(snapshotter or DEFAULT_SNAPSHOTTER, image)
@@ -365,14 +319,14 @@ class FakeContainerService:
         """Return the digest the simulated registry serves for ``ref``."""
         name = normalize_name(ref)
         with self._lock:
-            return self._remote_digest(name)
+            return self._registry.digest(name)
 
     @_operation
     def import_image(
         self, archive: str | os.PathLike[str] | BinaryIO, ref: str | None = None
     ) -> ImageInfo:
         """Register the image described by an OCI-layout or ``docker save`` tar archive."""
-        name, digest = _read_archive_index(archive)
+        name, digest = read_archive_index(archive)
         name = normalize_name(ref) if ref else name
         if not name:
             raise errors.InvalidArgument("archive names no image; pass ref=")
@@ -598,7 +552,7 @@ class FakeContainerService:
             _check_cni_dirs(req)
             ip = self._ips.get(req.container_id)
             if ip is None:
-                ip = _ADDRESSES.allocate()
+                ip = ADDRESSES.allocate()
                 self._ips[req.container_id] = ip
             if self._agents_enabled and req.container_id not in self._agents:
                 path = self._snapshot(info.snapshotter, info.snapshot_key).path
@@ -618,7 +572,7 @@ class FakeContainerService:
     def _release_network(self, container_id: str) -> _Agent | None:
         ip = self._ips.pop(container_id, None)
         if ip is not None:
-            _ADDRESSES.release(ip)
+            ADDRESSES.release(ip)
         return self._agents.pop(container_id, None)
 
     def container_ip(self, container_id: str) -> str:
@@ -799,7 +753,7 @@ class FakeContainerService:
             agents = list(self._agents.values())
             self._agents.clear()
             for ip in self._ips.values():
-                _ADDRESSES.release(ip)
+                ADDRESSES.release(ip)
             self._ips.clear()
         for agent in agents:
             agent.stop(0)
@@ -827,17 +781,6 @@ def _tree_bytes(path: str) -> int:
     return total
 
 
-_SIMULATED_LAYER_SIZES = (2_812_416, 18_350_080, 524_288)
-"""Bytes of the layers the simulated registry reports for every image (a small distro image)."""
-
-
-def _simulated_layers(image_id: str) -> list[tuple[str, int]]:
-    """(digest, size) of an image's simulated layers, the same for the same image."""
-    return [
-        (_digest_of(f"{image_id}/layer{i}"), size) for i, size in enumerate(_SIMULATED_LAYER_SIZES)
-    ]
-
-
 def _start_agent(root: str, ip: str) -> _Agent:
     """Run a real agent for a container, rooted at its snapshot directory.
 
@@ -849,56 +792,3 @@ def _start_agent(root: str, ip: str) -> _Agent:
     agent = AgentServer(root=root, listen=f"{ip}:{AGENT_PORT}", confine_exec=True)
     agent.start()
     return agent
-
-
-def _read_archive_index(archive: str | os.PathLike[str] | BinaryIO) -> tuple[str, str]:
-    """Image name and manifest digest of an OCI-layout or ``docker save`` tar."""
-    try:
-        with _open_tar(archive) as tar:
-            names = set(tar.getnames())
-            if "index.json" in names:
-                return _oci_index(_read_json(tar, "index.json"))
-            if "manifest.json" in names:
-                return _docker_manifest(tar)
-    except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
-        raise errors.InvalidArgument(f"cannot read image archive: {exc}") from exc
-    raise errors.InvalidArgument("image archive has neither index.json nor manifest.json")
-
-
-def _open_tar(archive: str | os.PathLike[str] | BinaryIO) -> tarfile.TarFile:
-    if isinstance(archive, (str, os.PathLike)):
-        if not os.path.isfile(archive):
-            raise errors.NotFound(f"image archive {os.fspath(archive)} does not exist")
-        return tarfile.open(os.fspath(archive), mode="r:*")
-    return tarfile.open(fileobj=archive, mode="r:*")
-
-
-def _read_json(tar: tarfile.TarFile, name: str) -> Any:
-    member = tar.extractfile(name)
-    if member is None:
-        raise ValueError(f"{name} is not a file")
-    return json.load(io.TextIOWrapper(member, encoding="utf-8"))
-
-
-def _oci_index(index: Any) -> tuple[str, str]:
-    manifest = index["manifests"][0]
-    annotations = manifest.get("annotations") or {}
-    name = str(annotations.get("io.containerd.image.name", ""))
-    if not name:
-        # As containerd: a ref.name annotation names the image only when it is a full reference.
-        ref_name = str(annotations.get("org.opencontainers.image.ref.name", ""))
-        name = normalize_name(ref_name) if "/" in ref_name or ":" in ref_name else ""
-    return name, str(manifest["digest"])
-
-
-def _docker_manifest(tar: tarfile.TarFile) -> tuple[str, str]:
-    entry = _read_json(tar, "manifest.json")[0]
-    tags = entry.get("RepoTags") or [""]
-    member = tar.extractfile(entry["Config"])
-    if member is None:
-        raise ValueError("config is not a file")
-    return normalize_name(tags[0]) if tags[0] else "", _digest_of_bytes(member.read())
-
-
-def _digest_of_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
