@@ -43,14 +43,15 @@ from ..types import (
     TaskMetrics,
     TaskStatus,
 )
-from . import images, importer
+from . import images, importer, snapshots
 from . import labels as lb
 from . import resources as rs
 from ._client import Connection
 from ._errors import mapped
-from .inventory import SNAPSHOT_REPO, Inventory, holders, inspect_live
+from .inventory import Inventory, holders, inspect_live
 from .network import Network, address_on
-from .records import HELD_PREFIX, Holder, held_name, snapshot_tag
+from .records import HELD_PREFIX, Holder, held_name
+from .snapshots import require
 from .spec import command, to_mounts
 from .tasks import TaskBook, wait_stopped
 
@@ -72,7 +73,6 @@ DEFAULT_NETWORK = "mcp"
 MIN_ID_LENGTH = 2
 """Docker refuses one-character container names; containerd's rule allows them."""
 
-_HELD_ENTRYPOINT = ["/mcpmanager-held-snapshot"]  # never run: held containers never start
 _KILL_WAIT = 30.0
 
 
@@ -89,12 +89,6 @@ def _check_id(container_id: str) -> str:
             f"invalid container ID {container_id!r}: {HELD_PREFIX!r} is reserved"
         )
     return container_id
-
-
-def _require(value: str, what: str) -> str:
-    if not value:
-        raise errors.InvalidArgument(f"{what} is empty")
-    return value
 
 
 class DockerService:
@@ -116,7 +110,7 @@ class DockerService:
         network: str = DEFAULT_NETWORK,
         timeout: float = 120.0,
     ) -> None:
-        self._conn = Connection(_require(base_url, "Docker base URL"), timeout)
+        self._conn = Connection(require(base_url, "Docker base URL"), timeout)
         self.base_url = base_url
         self.network = Network(self._conn, network)
         self._tasks = TaskBook()
@@ -140,7 +134,7 @@ class DockerService:
         Docker always unpacks, so ``opts.unpack`` and ``opts.snapshotter`` change nothing.
         """
         opts = opts or PullImageOptions()
-        return images.pull(self._conn, _require(ref, "image reference"), opts.progress)
+        return images.pull(self._conn, require(ref, "image reference"), opts.progress)
 
     def get_image(self, ref: str) -> ImageInfo:
         """Return the local image ``ref``; NotFound if it is not there."""
@@ -196,7 +190,7 @@ class DockerService:
                 f"snapshot {cid!r} already exists; refusing to replace it "
                 "(it may hold a bot's data)"
             )
-        image = self._image_doc(_require(req.image_ref, "image reference"))
+        image = self._image_doc(require(req.image_ref, "image reference"))
         record = lb.record(
             kind=lb.KIND_CONTAINER,
             snapshot=cid,
@@ -252,7 +246,7 @@ class DockerService:
     def create_container_from_snapshot(self, req: CreateContainerRequest) -> ContainerInfo:
         """Create container ``req.id`` on the active snapshot ``req.snapshot_id``."""
         cid = _check_id(req.id)
-        key = _require(req.snapshot_id, "snapshot id")
+        key = require(req.snapshot_id, "snapshot id")
         lb.check_user_labels(req.labels, f"container {cid}")
         self._refuse_existing(cid)
         inv = Inventory(self._conn)
@@ -265,7 +259,7 @@ class DockerService:
             raise errors.NotFound(f"snapshot {key} not found")
         if not holder.held:
             raise errors.FailedPrecondition(f"snapshot {key} is used by container {holder.name}")
-        base = self._image_doc(_require(req.image_ref, "image reference"))
+        base = self._image_doc(require(req.image_ref, "image reference"))
         spec_hash = lb.spec_hash(req.image_ref, req.labels, req.spec)
         if not holder.prepared and holder.labels.get(lb.SPEC) == spec_hash:
             with mapped(f"rename the container keeping snapshot {key} to {cid}"):
@@ -321,7 +315,7 @@ class DockerService:
 
     def list_containers_by_label(self, key: str, value: str = "") -> list[ContainerInfo]:
         """Return containers labelled ``key`` (equal to ``value`` when it is non-empty)."""
-        _require(key, "label key")
+        require(key, "label key")
         return [
             c
             for c in self.list_containers()
@@ -508,125 +502,28 @@ class DockerService:
         A name that is not a valid Docker tag is tagged by its digest (see
         :func:`.records.docker_word`); the name itself is in the image's labels.
         """
-        _require(snapshotter, "snapshotter")
-        _require(name, "snapshot name")
-        _require(key, "snapshot key")
-        inv = Inventory(self._conn)
-        tag = snapshot_tag(name)
-        if inv.taken(name) or self._tag_taken(tag):
-            raise errors.AlreadyExists(f"snapshot {name} already exists")
-        holder = inv.active(key)
-        if holder is None:
-            if inv.committed(key) is not None:
-                raise errors.FailedPrecondition(
-                    f"snapshot {key} is committed, not active; only an active one can be committed"
-                )
-            raise errors.NotFound(f"active snapshot {key} not found")
-        record = lb.record(
-            kind=lb.KIND_SNAPSHOT,
-            snapshot=name,
-            parent=holder.labels.get(lb.PARENT, ""),
-            consumed=holder.docker_id,
-            snapshot_labels=lb.encode(labels),
-        )
-        with mapped(f"commit snapshot {key} as {name}"):
-            self._conn.api().commit(
-                holder.docker_id, repository=SNAPSHOT_REPO, tag=tag, conf={"Labels": record}
-            )
-        log.info("committed snapshot %s as %s", key, name)
-
-    def _tag_taken(self, tag: str) -> bool:
-        """Whether the snapshot repository has ``tag`` (committing would move it)."""
-        try:
-            with mapped(f"look up snapshot image {SNAPSHOT_REPO}:{tag}"):
-                self._conn.inspect_image(f"{SNAPSHOT_REPO}:{tag}")
-        except errors.NotFound:
-            return False
-        return True
+        snapshots.commit(self._conn, snapshotter, name, key, labels)
 
     def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
         """Every committed snapshot image and every active snapshot (any ``snapshotter``)."""
-        _require(snapshotter, "snapshotter")
-        inv = Inventory(self._conn)
-        seen: set[str] = set()
-        out = [i.snapshot_info() for i in inv.images if i.name]
-        for holder in sorted(inv.holders, key=lambda h: h.held):
-            if holder.key not in seen:
-                seen.add(holder.key)
-                out.append(holder.snapshot_info())
-        return out
+        return snapshots.list_all(self._conn, snapshotter)
 
     def prepare_snapshot(
         self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None
     ) -> None:
         """Create active ``key`` on committed ``parent`` (a never-started holder container)."""
-        _require(snapshotter, "snapshotter")
-        _require(key, "snapshot key")
-        _require(parent, "parent snapshot")
-        inv = Inventory(self._conn)
-        if inv.taken(key):
-            raise errors.AlreadyExists(f"snapshot {key} already exists")
-        image = inv.committed(parent)
-        if image is None:
-            if inv.active(parent) is not None:
-                raise errors.InvalidArgument(f"parent snapshot {parent} is not committed")
-            raise errors.NotFound(f"parent snapshot {parent} not found")
-        record = lb.record(
-            kind=lb.KIND_CONTAINER,
-            snapshot=key,
-            parent=parent,
-            snapshotter=snapshotter,
-            labels=lb.encode({}),
-            snapshot_labels=lb.encode(labels),
-            prepared="1",
-        )
-        api = self._conn.api()
-        with mapped(f"prepare snapshot {key} on {parent}"):
-            api.create_container(
-                image.image_id,
-                entrypoint=_HELD_ENTRYPOINT,
-                command=[],
-                name=held_name(key),
-                labels=record,
-                network_disabled=True,
-                host_config=api.create_host_config(network_mode="none"),
-            )
+        snapshots.prepare(self._conn, snapshotter, key, parent, labels)
 
     def remove_snapshot(self, snapshotter: str, key: str) -> None:
         """Remove snapshot ``key``; FailedPrecondition while a container or snapshot uses it."""
-        _require(snapshotter, "snapshotter")
-        _require(key, "snapshot key")
-        inv = Inventory(self._conn)
-        holder = inv.active(key)
-        if holder is not None:
-            if not holder.held:
-                raise errors.FailedPrecondition(
-                    f"snapshot {key} is used by container {holder.name}"
-                )
-            self._remove_holder(holder)
-            return
-        image = inv.committed(key)
-        if image is None:
-            raise errors.NotFound(f"snapshot {key} not found")
-        users = [h.key for h in inv.holders if h.labels.get(lb.PARENT) == key]
-        if users:
-            raise errors.FailedPrecondition(f"snapshot {key} has children ({users[0]})")
-        images.remove_image(self._conn, image.image_id)
+        snapshots.remove(self._conn, snapshotter, key, self._remove_holder)
 
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
         """NotSupported: Docker layers are not mounted on the host, use the agent instead.
 
         The arguments are checked first, and a missing snapshot is NotFound, as elsewhere.
         """
-        _require(snapshotter, "snapshotter")
-        _require(key, "snapshot key")
-        inv = Inventory(self._conn)
-        if not inv.taken(key):
-            raise errors.NotFound(f"snapshot {key} not found")
-        raise errors.NotSupported(
-            f"the Docker backend cannot mount snapshot {key!r} on the host; "
-            "data operations go through the agent"
-        )
+        snapshots.refuse_mounts(self._conn, snapshotter, key)
 
     # --- resources --------------------------------------------------------
 
@@ -660,7 +557,7 @@ class DockerService:
         NotSupported for a committed snapshot (an image's layers are shared).
         """
         del snapshotter
-        _require(key, "snapshot key")
+        require(key, "snapshot key")
         inv = Inventory(self._conn)
         holder = inv.active(key)
         if holder is None:
