@@ -239,27 +239,14 @@ def plain(args: argparse.Namespace, figures: Figures) -> None:
 
 
 def containerd_outer(args: argparse.Namespace) -> int:
-    from tests.harness.e2e import E2EDir, HostNetns
+    from tests.harness.e2e import rerun_inside
 
-    root = tempfile.mkdtemp(prefix="mcpm-density-ctr-")
-    try:
-        with HostNetns("dens") as host:
-            E2EDir(root).create(bridge="mcpdens0")
-            argv = host.exec_argv(
-                sys.executable,
-                os.path.abspath(__file__),
-                "--inner",
-                "--dir",
-                root,
-                "--calls",
-                str(args.calls),
-                "--containerd-n",
-                ",".join(map(str, args.containerd_n)),
-                *(["--json", args.json] if args.json else []),
-            )
-            return subprocess.run(argv, check=False).returncode
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    more = [
+        *("--calls", str(args.calls)),
+        *("--containerd-n", ",".join(map(str, args.containerd_n))),
+        *(["--json", args.json] if args.json else []),
+    ]
+    return rerun_inside("dens", "mcpdens0", __file__, more)
 
 
 def task_pids(daemon: object, namespace: str) -> dict[str, int]:

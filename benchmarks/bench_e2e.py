@@ -30,12 +30,10 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -53,9 +51,9 @@ from tests.harness.e2e import (
     AGENT_REF,
     CNI_BIN_DIR,
     E2EDir,
-    HostNetns,
     agent_image_archive,
     agent_mounts,
+    rerun_inside,
 )
 
 NAMESPACE = "mcpbench"
@@ -247,24 +245,8 @@ def inner(args: argparse.Namespace) -> None:
 
 
 def outer(args: argparse.Namespace) -> int:
-    root = tempfile.mkdtemp(prefix="mcpm-bench-e2e-")
-    try:
-        with HostNetns("bench") as host:
-            E2EDir(root).create(bridge="mcpbench0")
-            argv = host.exec_argv(
-                sys.executable,
-                os.path.abspath(__file__),
-                "--inner",
-                "--dir",
-                root,
-                "--rounds",
-                str(args.rounds),
-                "--execs",
-                str(args.execs),
-            )
-            return subprocess.run(argv, check=False).returncode
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    more = ("--rounds", str(args.rounds), "--execs", str(args.execs))
+    return rerun_inside("bench", "mcpbench0", __file__, more)
 
 
 def main() -> int:

@@ -29,7 +29,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +49,9 @@ from tests.harness.e2e import (  # noqa: E402
     AGENT_REF,
     CNI_BIN_DIR,
     E2EDir,
-    HostNetns,
     agent_image_archive,
     agent_mounts,
+    rerun_inside,
 )
 
 TARGET = 0.7
@@ -204,24 +203,13 @@ def inner(args: argparse.Namespace) -> None:
 
 
 def outer(args: argparse.Namespace) -> int:
-    root = tempfile.mkdtemp(prefix="mcpm-bench-scale-")
-    try:
-        with HostNetns("scale") as host:
-            E2EDir(root).create(bridge="mcpscale0")
-            argv = host.exec_argv(
-                sys.executable,
-                os.path.abspath(__file__),
-                "--inner",
-                "--dir",
-                root,
-                *("--bots", str(args.bots), "--threads", str(args.threads)),
-                *("--rounds", str(args.rounds)),
-                *(["--profile", args.profile] if args.profile else []),
-                *(["--json", args.json] if args.json else []),
-            )
-            return subprocess.run(argv, check=False).returncode
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    more = [
+        *("--bots", str(args.bots), "--threads", str(args.threads)),
+        *("--rounds", str(args.rounds)),
+        *(["--profile", args.profile] if args.profile else []),
+        *(["--json", args.json] if args.json else []),
+    ]
+    return rerun_inside("scale", "mcpscale0", __file__, more)
 
 
 def main() -> int:

@@ -18,9 +18,11 @@ import ipaddress
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -283,3 +285,23 @@ class E2EDir:
     def calls(self) -> list[str]:
         """Plugin calls so far, ``"<COMMAND> <plugin>"`` each."""
         return plugin_calls(self.log)
+
+
+def rerun_inside(label: str, bridge: str, script: str, args: Sequence[str]) -> int:
+    """Run ``script --inner --dir DIR ARGS`` inside a host namespace made for it.
+
+    The namespace gets the bridge network of :class:`E2EDir` under a temp
+    ``DIR``; both are removed afterwards. Returns the script's exit code (the
+    benchmarks re-run themselves this way, so every address they use lives in
+    a namespace of their own).
+    """
+    root = tempfile.mkdtemp(prefix=f"mcpm-{label}-")
+    try:
+        with HostNetns(label) as host:
+            E2EDir(root).create(bridge=bridge)
+            argv = host.exec_argv(
+                sys.executable, os.path.abspath(script), "--inner", "--dir", root, *args
+            )
+            return subprocess.run(argv, check=False).returncode
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
