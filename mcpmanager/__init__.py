@@ -11,8 +11,9 @@ backends and their dependencies: ``from mcpmanager import Manager`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from . import errors, types
@@ -60,29 +61,4 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule holding public ``name`` on first use, then cache it here."""
-    where = _EXPORTS.get(name)
-    if where is None:
-        return _submodule(name)
-    module = importlib.import_module(f"{__name__}.{where}")
-    value = module if where == name else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(name: str) -> Any:
-    """``package.name`` as an attribute, as when every submodule was imported eagerly."""
-    full = f"{__name__}.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-
-
-def __dir__() -> list[str]:
-    """The module's names, the lazy public ones included."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

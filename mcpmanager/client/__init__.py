@@ -11,8 +11,9 @@ generated protocol modules without loading the client, the pool and attrs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .client import CHANNEL_OPTIONS, DEFAULT_TIMEOUT, Client
@@ -66,28 +67,4 @@ __all__ = [
     "ReadFileResult",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule holding public ``name`` on first use, then cache it here."""
-    where = _EXPORTS.get(name)
-    if where is None:
-        return _submodule(name)
-    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(name: str) -> Any:
-    """``package.name`` as an attribute, as when every submodule was imported eagerly."""
-    full = f"{__name__}.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name != full:
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-
-
-def __dir__() -> list[str]:
-    """The module's names, the lazy public ones included."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)
