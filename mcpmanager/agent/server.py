@@ -12,11 +12,10 @@ from typing import Any
 import grpc
 
 from .. import errors
-from ..client import mcpcontainer_pb2_grpc as pb_grpc
 from ..client.protocol import DEFAULT_WORKDIR
 from .failures import AgentError
 from .rootfs import RootFS
-from .service import ContainerServicer
+from .service import ContainerServicer, handler
 
 __all__ = ["DEFAULT_LISTEN", "DEFAULT_TEMPLATE", "AgentServer"]
 
@@ -35,7 +34,6 @@ _SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
 )
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
-_add_servicer: Any = pb_grpc.add_ContainerServiceServicer_to_server
 
 
 class AgentServer:
@@ -133,7 +131,7 @@ class AgentServer:
                 ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="agent"),
                 options=list(_SERVER_OPTIONS),
             )
-            _add_servicer(servicer, server)
+            server.add_generic_rpc_handlers((handler(servicer),))
             reason = "address unavailable"
             try:
                 port = server.add_insecure_port(self._bind)

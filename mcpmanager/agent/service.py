@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ..client import mcpcontainer_pb2 as pb
-from ..client import mcpcontainer_pb2_grpc as pb_grpc
 from ..client.protocol import (
     DEFAULT_EXEC_TIMEOUT,
     DEFAULT_WORKDIR,
@@ -22,6 +20,7 @@ from ..client.protocol import (
     WRITE_RAW_END_KEY,
     WRITE_RAW_END_VALUE,
 )
+from . import wire as pb
 from .execproc import STDOUT, Execution
 from .failures import AgentError, from_os_error
 from .fileinfo import go_mode, rfc3339
@@ -31,14 +30,15 @@ from .textpage import read_page
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["ContainerServicer"]
+__all__ = ["SERVICE_NAME", "ContainerServicer", "handler"]
 
 log = logging.getLogger("mcpmanager.agent")
 
-_Servicer: Any = pb_grpc.ContainerServiceServicer
+#: The gRPC service the agent serves (memoh's proto package and service).
+SERVICE_NAME = "mcpcontainer.ContainerService"
 
 
-class ContainerServicer(_Servicer):  # type: ignore[misc]
+class ContainerServicer:
     """Serves one container's file tree (a :class:`RootFS`) and runs its commands."""
 
     def __init__(self, fs: RootFS, sandbox: Sandbox | None = None) -> None:
@@ -75,7 +75,7 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
         """A directory's entries, recursively if asked; empty path means /data."""
         with _failures(context, "list_dir"):
             entries = self._fs.list_dir(request.path or ".", request.recursive)
-            return pb.ListDirResponse(entries=[_entry(rel, st) for rel, st in entries])
+            return pb.ListDirResponse(entries=tuple(_entry(rel, st) for rel, st in entries))
 
     def Stat(self, request: pb.StatRequest, context: grpc.ServicerContext) -> Any:
         """One entry, symlinks followed; ``path`` is the base name."""
@@ -195,7 +195,7 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                 ).start()
                 log.debug("exec pid %d in %s: %s", run.pid, cwd, first.command)
                 for stream, data in run.output():
-                    kind = pb.ExecOutput.STDOUT if stream == STDOUT else pb.ExecOutput.STDERR
+                    kind = pb.STREAM_STDOUT if stream == STDOUT else pb.STREAM_STDERR
                     yield pb.ExecOutput(stream=kind, data=data)
                 note = b""
                 if run.timed_out:
@@ -204,7 +204,7 @@ class ContainerServicer(_Servicer):  # type: ignore[misc]
                     )
                     log.info("exec pid %d timed out after %ds: %s", run.pid, timeout, first.command)
                 exit_code = run.exit_code if run.exit_code is not None else -1
-                yield pb.ExecOutput(stream=pb.ExecOutput.EXIT, exit_code=exit_code, data=note)
+                yield pb.ExecOutput(stream=pb.STREAM_EXIT, exit_code=exit_code, data=note)
             finally:
                 run.close()
                 with self._lock:
@@ -336,3 +336,30 @@ def _failures(context: grpc.ServicerContext, op: str) -> Iterator[None]:
             raise
         log.exception("%s failed unexpectedly", op)
         context.abort(grpc.StatusCode.INTERNAL, f"{op}: internal error: {exc}")
+
+
+def handler(servicer: ContainerServicer) -> grpc.GenericRpcHandler:
+    """The servicer's RPCs as one gRPC handler, read and written with :mod:`.wire`."""
+    unary = grpc.unary_unary_rpc_method_handler
+    methods: dict[str, grpc.RpcMethodHandler] = {
+        "ReadFile": unary(servicer.ReadFile, *_codec(pb.ReadFileRequest)),
+        "WriteFile": unary(servicer.WriteFile, *_codec(pb.WriteFileRequest)),
+        "ListDir": unary(servicer.ListDir, *_codec(pb.ListDirRequest)),
+        "Stat": unary(servicer.Stat, *_codec(pb.StatRequest)),
+        "Mkdir": unary(servicer.Mkdir, *_codec(pb.MkdirRequest)),
+        "Rename": unary(servicer.Rename, *_codec(pb.RenameRequest)),
+        "DeleteFile": unary(servicer.DeleteFile, *_codec(pb.DeleteFileRequest)),
+        "Exec": grpc.stream_stream_rpc_method_handler(servicer.Exec, *_codec(pb.ExecInput)),
+        "ReadRaw": grpc.unary_stream_rpc_method_handler(
+            servicer.ReadRaw, *_codec(pb.ReadRawRequest)
+        ),
+        "WriteRaw": grpc.stream_unary_rpc_method_handler(
+            servicer.WriteRaw, *_codec(pb.WriteRawChunk)
+        ),
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
+def _codec(request: type[Any]) -> tuple[Any, Any]:
+    """``(request_deserializer, response_serializer)`` for one method."""
+    return pb.decoder(request), pb.encode
