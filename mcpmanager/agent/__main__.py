@@ -12,7 +12,11 @@ from collections.abc import Sequence
 
 from ..errors import MCPManagerError
 from . import reaper
-from .server import DEFAULT_LISTEN, DEFAULT_TEMPLATE, AgentServer
+from ._slim_grpc import import_grpc
+
+import_grpc()  # first: the server's modules then find grpc loaded without asyncio
+
+from .server import DEFAULT_LISTEN, DEFAULT_TEMPLATE, AgentServer  # noqa: E402
 
 log = logging.getLogger("mcpmanager.agent")
 

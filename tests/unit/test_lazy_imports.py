@@ -10,9 +10,10 @@ import sys
 import pytest
 
 import mcpmanager
+import mcpmanager.agent
 import mcpmanager.client
 
-PACKAGES = [mcpmanager, mcpmanager.client]
+PACKAGES = [mcpmanager, mcpmanager.agent, mcpmanager.client]
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
@@ -64,6 +65,11 @@ MANAGER_ONLY = [
     "secrets",
     "hashlib",
     "shutil",
+    # the agent speaks the protocol with its own codec, and defers grpc's asyncio API
+    "google.protobuf",
+    "mcpmanager.client.mcpcontainer_pb2",
+    "asyncio",
+    "ssl",
 ]
 
 
