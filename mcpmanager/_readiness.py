@@ -1,14 +1,17 @@
 """Waiting for a bot's agent to answer, so a bot is usable the moment start() returns.
 
-A container's task is running well before the agent inside it listens (about
-0.1 s on containerd). The wait asks the agent a cheap question (``stat /``)
-until it answers, backing off from 5 ms to 20 ms, up to a deadline. Any
-answer counts, an error reply included: only "cannot connect" and "no reply
-in time" mean not ready yet.
+A container's task is running well before the agent inside it listens (tens
+of milliseconds on containerd). The wait first knocks on the agent's port
+with a bare TCP connect every 2 ms (a refused connect costs about 40 µs of
+CPU, a gRPC attempt on a fresh channel about 0.9 ms); once the port accepts,
+it asks the agent a cheap question (``stat /``) until it answers, backing
+off from 5 ms to 20 ms, up to a deadline. Any answer counts, an error reply
+included: only "cannot connect" and "no reply in time" mean not ready yet.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,36 +23,56 @@ if TYPE_CHECKING:
 
 __all__ = ["wait_for_agent"]
 
+_KNOCK_PAUSE = 0.002  # between refused TCP connects: cheap, and the agent is seen within 2 ms
+_KNOCK_TIMEOUT = 0.2  # a connect that neither succeeds nor is refused (no route yet)
 _FIRST_PAUSE = 0.005
-_MAX_PAUSE = 0.02  # a bot's agent listens within ~0.1-0.3 s: a longer pause adds to every start
+_MAX_PAUSE = 0.02  # between gRPC probes once the port accepts
 _PROBE_TIMEOUT = 1.0
 
 _clock = time.monotonic
 
 
 def wait_for_agent(client: Callable[[], Client], bot_id: str, address: str, timeout: float) -> None:
-    """Return once the agent of ``bot_id`` answers; DeadlineExceeded after ``timeout`` s.
+    """Return once the agent of ``bot_id`` at ``address`` (``host:port``) answers.
 
-    ``client()`` gives the bot's current client (the pool replaces one whose
-    channel failed, so each try dials afresh).
+    DeadlineExceeded after ``timeout`` seconds. ``client()`` gives the bot's
+    current client (the pool replaces one whose channel failed, so each try
+    dials afresh).
     """
     deadline = _clock() + timeout
     pause = _FIRST_PAUSE
-    last: Exception | None = None
+    last: Exception | str = "not tried"
     while True:
         left = deadline - _clock()
-        try:
-            client().stat("/", timeout=max(0.05, min(_PROBE_TIMEOUT, left)))
-            return
-        except (errors.Unavailable, errors.DeadlineExceeded) as exc:
-            last = exc
-        except errors.MCPManagerError:
-            return  # it answered, if only to refuse
+        refused = _knock(address, min(_KNOCK_TIMEOUT, max(left, 0.001)))
+        if refused is None:
+            try:
+                client().stat("/", timeout=max(0.05, min(_PROBE_TIMEOUT, left)))
+                return
+            except (errors.Unavailable, errors.DeadlineExceeded) as exc:
+                last = exc
+            except errors.MCPManagerError:
+                return  # it answered, if only to refuse
+        else:
+            last = refused
         left = deadline - _clock()
         if left <= 0:
             raise errors.DeadlineExceeded(
                 f"bot {bot_id}: its agent at {address} did not answer within {timeout:g}s "
                 f"(last error: {last}); the bot is left running: wait_ready() again, or stop() it"
             )
-        time.sleep(min(pause, left))  # back-off between probes, bounded by the deadline
+        if refused is not None:
+            time.sleep(min(_KNOCK_PAUSE, left))
+            continue
+        time.sleep(min(pause, left))  # back-off between gRPC probes, bounded by the deadline
         pause = min(pause * 2, _MAX_PAUSE)
+
+
+def _knock(address: str, timeout: float) -> str | None:
+    """None when ``address`` accepts a TCP connection, else why not."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"TCP connect to {address}: {exc}"

@@ -67,21 +67,15 @@ class LateAgents(FakeContainerService):
 def late(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Manager, LateAgents]]:
     port = free_port()
     fake = LateAgents(tmp_path / "fake", port)
-    real_wait = _readiness.wait_for_agent
+    real_knock = _readiness._knock
 
-    def observed(client: Any, bot_id: str, address: str, timeout: float) -> None:
-        def probing() -> Any:
-            c = client()
-            if not fake.launched.is_set():
-                try:
-                    c.stat("/", timeout=0.5)
-                except errors.Unavailable:
-                    fake.refused.set()
-            return c
+    def observed(address: str, timeout: float) -> str | None:
+        refused = real_knock(address, timeout)
+        if refused is not None:
+            fake.refused.set()  # the Manager found no agent yet: now let it come up
+        return refused
 
-        real_wait(probing, bot_id, address, timeout)
-
-    monkeypatch.setattr("mcpmanager._runtime.wait_for_agent", observed)
+    monkeypatch.setattr(_readiness, "_knock", observed)
     config = ManagerConfig(data_root=str(tmp_path / "data"), grpc_port=port, ready_timeout=20)
     store = SQLiteStore(str(tmp_path / "v.db"))
     store.migrate()
@@ -171,7 +165,9 @@ def test_wait_ready_refusals(tmp_path: Path) -> None:
         ManagerConfig(ready_timeout=-1)
 
 
-def test_probe_backs_off_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A clock that only sleeps move; returns the pauses slept."""
     now = [0.0]
     pauses: list[float] = []
     monkeypatch.setattr(_readiness, "_clock", lambda: now[0])
@@ -181,19 +177,60 @@ def test_probe_backs_off_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> 
         now[0] += seconds
 
     monkeypatch.setattr(_readiness.time, "sleep", fake_sleep)
+    return pauses
 
-    class Refusing:
-        def stat(self, path: str, *, timeout: float) -> None:
-            raise errors.Unavailable("connection refused")
 
+@pytest.fixture
+def listening() -> Iterator[str]:
+    """``host:port`` of a socket that accepts connections (the kernel completes them)."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """``host:port`` nothing listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+class Refusing:
+    """A client whose agent cannot be reached over gRPC."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def stat(self, path: str, *, timeout: float) -> None:
+        self.asked += 1
+        raise errors.Unavailable("connection refused")
+
+
+def test_a_closed_port_is_knocked_on_every_2ms_without_grpc(
+    fake_time: list[float], closed_port: str
+) -> None:
+    client = Refusing()
+    with pytest.raises(errors.DeadlineExceeded, match=r"TCP connect to 127\.0\.0\.1:"):
+        _readiness.wait_for_agent(lambda: client, "b", closed_port, 0.1)  # type: ignore[arg-type,return-value]
+    assert client.asked == 0
+    assert len(fake_time) >= 49  # 0.1 s of 2 ms pauses (the last one cut by the deadline)
+    assert all(p == pytest.approx(0.002) for p in fake_time[:-1])
+    assert sum(fake_time) == pytest.approx(0.1)
+
+
+def test_once_the_port_accepts_grpc_probes_back_off_until_the_deadline(
+    fake_time: list[float], listening: str
+) -> None:
+    client = Refusing()
     with pytest.raises(errors.DeadlineExceeded, match="connection refused"):
-        _readiness.wait_for_agent(lambda: Refusing(), "b", "127.0.0.9:9090", 1.0)  # type: ignore[arg-type,return-value]
-    assert pauses[0] == pytest.approx(0.005)
-    assert max(pauses) <= 0.02
-    assert sum(pauses) == pytest.approx(1.0)
+        _readiness.wait_for_agent(lambda: client, "b", listening, 1.0)  # type: ignore[arg-type,return-value]
+    assert fake_time[0] == pytest.approx(0.005)
+    assert max(fake_time) <= 0.02
+    assert sum(fake_time) == pytest.approx(1.0)
+    assert client.asked == len(fake_time) + 1
 
 
-def test_any_answer_counts_as_ready() -> None:
+def test_any_answer_counts_as_ready(listening: str) -> None:
     asked = []
 
     class Refuses:
@@ -201,5 +238,5 @@ def test_any_answer_counts_as_ready() -> None:
             asked.append(path)
             raise errors.NotFound("no such file")
 
-    _readiness.wait_for_agent(lambda: Refuses(), "b", "x", 5.0)  # type: ignore[arg-type,return-value]
+    _readiness.wait_for_agent(lambda: Refuses(), "b", listening, 5.0)  # type: ignore[arg-type,return-value]
     assert asked == ["/"]
