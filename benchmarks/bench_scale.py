@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -57,10 +58,37 @@ from tests.harness.e2e import (  # noqa: E402
 TARGET = 0.7
 
 
+# --- CPU of this process and the processes it ran ---------------------------------
+
+
+class CPU:
+    """CPU seconds this process and its reaped children (ctr, CNI plugins) spent in a block.
+
+    The daemon, the shims, runc and the agents are not counted: both sides
+    make them run alike.
+    """
+
+    def __init__(self) -> None:
+        self.own = self.children = 0.0
+
+    def __enter__(self) -> CPU:
+        self._own, self._children = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.own = _cpu(resource.RUSAGE_SELF) - self._own
+        self.children = _cpu(resource.RUSAGE_CHILDREN) - self._children
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- ours ---------------------------------------------------------------------------
 
 
-def ours(manager: Manager, bots: list[str], threads: int) -> float:
+def ours(manager: Manager, bots: list[str], threads: int, cpu: CPU | None = None) -> float:
     """Start every bot from ``threads`` threads; seconds until all answered exec."""
 
     def one(bot: str) -> None:
@@ -69,7 +97,7 @@ def ours(manager: Manager, bots: list[str], threads: int) -> float:
             raise RuntimeError(f"the first exec on {bot} failed right after start()")
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
+    with cpu or CPU(), ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, bots))
     took = time.perf_counter() - began
     with ThreadPoolExecutor(threads) as pool:
@@ -88,7 +116,9 @@ def ctr_mounts() -> list[str]:
     return mounts
 
 
-def theirs(daemon: ContainerdDaemon, d: E2EDir, ids: list[str], threads: int) -> float:
+def theirs(
+    daemon: ContainerdDaemon, d: E2EDir, ids: list[str], threads: int, cpu: CPU | None = None
+) -> float:
     """``ctr run -d`` + CNI + TCP polling of every container by ``threads`` workers."""
     mounts = ctr_mounts()
     results: dict[str, tuple[str, object]] = {}
@@ -105,7 +135,7 @@ def theirs(daemon: ContainerdDaemon, d: E2EDir, ids: list[str], threads: int) ->
 
     began = time.perf_counter()
     try:
-        with ThreadPoolExecutor(threads) as pool:
+        with cpu or CPU(), ThreadPoolExecutor(threads) as pool:
             list(pool.map(one, ids))
         return time.perf_counter() - began
     finally:
@@ -176,10 +206,12 @@ def inner(args: argparse.Namespace) -> None:
             theirs(daemon, d, ["ctr-warm"], 1)
             mine: list[float] = []
             anchor: list[float] = []
+            cpu_ours, cpu_ctr = CPU(), CPU()
             for r in range(args.rounds):
                 bots = [f"s{r}-{i}" for i in range(args.bots)]
-                mine.append(ours(manager, bots, args.threads))
-                anchor.append(theirs(daemon, d, [f"c{r}-{i}" for i in range(args.bots)], 8))
+                mine.append(ours(manager, bots, args.threads, cpu_ours))
+                ids = [f"c{r}-{i}" for i in range(args.bots)]
+                anchor.append(theirs(daemon, d, ids, 8, cpu_ctr))
             if args.profile:
                 bots = [f"p-{i}" for i in range(args.bots)]
                 took = profiled(manager, bots, args.threads, args.profile)
@@ -190,6 +222,13 @@ def inner(args: argparse.Namespace) -> None:
         print("  ours (Manager.start + exec):          " + ", ".join(f"{t:.2f}" for t in mine))
         print("  ctr run -d + CNI by hand + TCP (8w):  " + ", ".join(f"{t:.2f}" for t in anchor))
         print(f"  ours {mo:.2f} s, ctr {mt:.2f} s, ratio {mo / mt:.2f}x (target <= {TARGET}x)")
+        per_bot = 1000 / args.bots
+        print(
+            "  CPU per bot in the last round, ms (this process + the processes it ran):\n"
+            f"    ours: {cpu_ours.own * per_bot:.1f} Manager + {cpu_ours.children * per_bot:.1f}"
+            f" CNI plugins\n    ctr:  {cpu_ctr.own * per_bot:.1f} workers +"
+            f" {cpu_ctr.children * per_bot:.1f} ctr and CNI plugins"
+        )
         figures.add(
             f"{args.bots} bots from {args.threads} threads, wall time to all answering exec",
             mo / mt,
