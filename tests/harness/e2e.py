@@ -170,6 +170,7 @@ def agent_image_archive(dest: str, ref: str = AGENT_REF) -> str:
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "PYTHONDONTWRITEBYTECODE=1",
             "PYTHONUNBUFFERED=1",
+            "MALLOC_ARENA_MAX=2",  # as examples/workspace-image sets it
         ),
     )
 
