@@ -190,37 +190,32 @@ def delete_task(conn: Connection, cid: str, force: bool) -> None:
     Without ``force`` a running or paused task is FailedPrecondition, found
     out by asking first: a Delete sent to a live task is refused, but only
     after the daemon has stopped monitoring it, and a refused call must not
-    change anything. With ``force`` nothing is asked: a Kill that finds no
-    process means there is nothing to wait for (NotFound then comes from
-    the Delete).
+    change anything. With ``force`` the Delete goes first, as the task goes
+    anyway: one call when there is no task (NotFound) or a stopped one; a
+    live one refuses it and is then killed, waited for and deleted.
     """
-    if force:
-        if _kill(conn, cid, int(signal.SIGKILL)):
-            with contextlib.suppress(errors.DeadlineExceeded):
-                _wait(conn, cid, KILL_WAIT)
-    else:
+    if not force:
         info = get_task(conn, cid)
         if info.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
             raise errors.FailedPrecondition(
                 f"task of container {cid} is {info.status.value}; stop it or force the delete"
             )
+        _delete(conn, cid)
+        return
+    try:
+        _delete(conn, cid)
+        return
+    except (errors.NotFound, errors.Unavailable, errors.DeadlineExceeded):
+        raise
+    except errors.MCPManagerError as exc:
+        log.debug("task of container %s is live (%s); killing it", cid, exc)
+    if _kill(conn, cid, int(signal.SIGKILL)):
+        with contextlib.suppress(errors.DeadlineExceeded):
+            _wait(conn, cid, KILL_WAIT)
     _delete(conn, cid)
 
 
 def delete_leftover(conn: Connection, cid: str) -> None:
-    """Delete whatever task ``cid`` has, killing a live one first; having none is fine.
-
-    One Delete in the common cases (no task, a stopped one). A live task
-    refuses it, and is then killed, waited for and deleted: it goes anyway,
-    so the daemon dropping its monitoring at the refusal does not matter.
-    """
-    try:
-        _delete(conn, cid)
-    except errors.NotFound:
-        return
-    except (errors.Unavailable, errors.DeadlineExceeded):
-        raise
-    except errors.MCPManagerError as exc:
-        log.debug("task of container %s is live (%s); killing it", cid, exc)
-        with contextlib.suppress(errors.NotFound):
-            delete_task(conn, cid, force=True)
+    """Delete whatever task ``cid`` has, killing a live one first; having none is fine."""
+    with contextlib.suppress(errors.NotFound):
+        delete_task(conn, cid, force=True)
