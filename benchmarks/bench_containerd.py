@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python benchmarks/bench_containerd.py [--layers 5] [--layer-mb 11]
                                                           [--rounds 3] [--cycles 20]
+                                                          [--no-pull] [--calls [--runtime-trace]]
 
 Starts a private ``docker-registry`` on 127.0.0.1 and a private containerd
 (the test harness classes), then measures:
@@ -24,15 +25,18 @@ Starts a private ``docker-registry`` on 127.0.0.1 and a private containerd
    done by polling ``/proc`` every millisecond, cheaper than any ctr call,
    so it favours ctr. Median over ``--cycles`` each, alternating.
 
-Prints one line per figure: ours, ctr's, ratio (ours / ctr). With ``--calls``
-it then runs ``--cycles`` more of our cycles with every containerd call timed
-client-side (from sending the request to having the answer) and prints, per
-step, each call's count and median.
+Prints one line per figure: ours, ctr's, ratio (ours / ctr). ``--no-pull``
+measures the cycle only. With ``--calls`` it then runs ``--cycles`` more of
+our cycles with every containerd call timed client-side and prints, per
+step, its wall time, its client (Python) time outside the calls, and each
+call's count and median; ``--runtime-trace`` adds, inside each call, the
+``runc`` and shim processes the daemon ran for it (see _cycle_profile.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -41,12 +45,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _cycle_profile import Profile, print_profile, read_trace, run_profiled, runtime_trace
 
 from mcpmanager import errors
-from mcpmanager.containerd import ContainerdService, _conn
+from mcpmanager.containerd import ContainerdService
 from mcpmanager.types import (
     ContainerInfo,
     ContainerSpec,
@@ -201,7 +207,7 @@ def ctr_cycle(daemon: ContainerdDaemon, service: ContainerdService, cid: str) ->
 
 def bench_cycle(
     daemon: ContainerdDaemon, args: argparse.Namespace
-) -> tuple[list[float], list[float], Calls | None]:
+) -> tuple[list[float], list[float], Profile | None]:
     namespace = f"bench-cycle-{uuid.uuid4().hex[:6]}"
     service = ContainerdService(daemon.socket, namespace)
     ours: list[float] = []
@@ -219,7 +225,7 @@ def bench_cycle(
             else:
                 theirs.append(ctr_cycle(daemon, service, f"ctr-{i}"))
                 ours.append(our_cycle(service, f"ours-{i}"))
-        calls = profile_calls(service, args.cycles)[0] if args.calls else None
+        calls = profile_cycles(service, args.cycles) if args.calls else None
         left = service.list_containers()
         if left:
             raise SystemExit(f"containers left behind: {[c.id for c in left]}")
@@ -242,63 +248,30 @@ def _safe_list(service: ContainerdService) -> list[ContainerInfo]:
 
 # ------------------------------------------------------- per-call profile
 
-Calls = dict[tuple[str, str], list[float]]
 
+def profile_cycles(service: ContainerdService, cycles: int) -> Profile:
+    """Run ``cycles`` of our cycle with every containerd call timed (see _cycle_profile)."""
+    count = [0]
 
-def _method_name(method: object) -> str:
-    raw = getattr(method, "_method", b"?")
-    name = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return name.rsplit(".", 1)[-1]
+    def cycle(mark: Callable[[str], None]) -> None:
+        cid = f"prof-{count[0]}"
+        count[0] += 1
+        req = CreateContainerRequest(id=cid, image_ref=BUSYBOX_REF, spec=ContainerSpec(cmd=SHELL))
+        mark("create")
+        service.create_container(req)
+        mark("start")
+        service.start_container(cid)
+        mark("-")
+        pid = service.get_task_info(cid).pid
+        poll(lambda: traps_sigterm(pid), f"{cid} to trap SIGTERM")
+        mark("stop")
+        service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
+        mark("delete_task")
+        service.delete_task(cid)
+        mark("delete_container")
+        service.delete_container(cid)
 
-
-def profile_calls(service: ContainerdService, cycles: int) -> tuple[Calls, int]:
-    """Run ``cycles`` of our cycle with each containerd call timed; {(step, call): [s]}."""
-    calls: Calls = {}
-    step = ["-"]
-    unary = _conn.Connection.unary
-
-    def record(method: object, began: float) -> None:
-        key = (step[0], _method_name(method))
-        calls.setdefault(key, []).append(time.perf_counter() - began)
-
-    def timed_unary(self: _conn.Connection, method: Any, request: Any, **kw: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return unary(self, method, request, **kw)
-        finally:
-            record(method, began)
-
-    setattr(_conn.Connection, "unary", timed_unary)  # noqa: B010
-    try:
-        for i in range(cycles):
-            cid = f"prof-{i}"
-            req = CreateContainerRequest(
-                id=cid, image_ref=BUSYBOX_REF, spec=ContainerSpec(cmd=SHELL)
-            )
-            step[0] = "create"
-            service.create_container(req)
-            step[0] = "start"
-            service.start_container(cid)
-            step[0] = "-"
-            pid = service.get_task_info(cid).pid
-            poll(lambda pid=pid: traps_sigterm(pid), f"{cid} to trap SIGTERM")
-            step[0] = "stop"
-            service.stop_container(cid, StopTaskOptions(timeout=10.0, force=True))
-            step[0] = "delete_task"
-            service.delete_task(cid)
-            step[0] = "delete_container"
-            service.delete_container(cid)
-    finally:
-        setattr(_conn.Connection, "unary", unary)  # noqa: B010
-    return {k: v for k, v in calls.items() if k[0] != "-"}, cycles
-
-
-def print_calls(calls: Calls, cycles: int) -> None:
-    total = sum(len(v) for v in calls.values()) / cycles
-    print(f"containerd calls per cycle: {total:.0f} (client-side medians)")
-    for (step, name), times in calls.items():
-        per = len(times) / cycles
-        print(f"  {step:<17} {name:<10} x{per:<4.1f} {statistics.median(times) * 1000:7.2f} ms")
+    return run_profiled(cycle, cycles)
 
 
 # ------------------------------------------------------------------ main
@@ -312,6 +285,29 @@ def report(name: str, ours: list[float], theirs: list[float]) -> None:
     )
 
 
+Pulls = tuple[list[float], list[float], str]
+
+
+def run_all(
+    args: argparse.Namespace,
+) -> tuple[Pulls | None, list[float], list[float], Profile | None, float]:
+    """Start the registry (unless ``--no-pull``) and a daemon; run both figures."""
+    registry = None if args.no_pull else start_registry()
+    daemon = ContainerdDaemon()
+    try:
+        daemon.start()
+        pulls = None if registry is None else bench_pull(daemon, registry, args)
+        cycle_ours, cycle_ctr, calls = bench_cycle(daemon, args)
+        ctr_call = statistics.median(
+            timed(lambda: ctr(daemon, "default", "version")) for _ in range(5)
+        )
+    finally:
+        daemon.teardown()
+        if registry is not None:
+            registry.stop()
+    return pulls, cycle_ours, cycle_ctr, calls, ctr_call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--layers", type=int, default=5, help="random-data layers")
@@ -319,33 +315,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="pulls per client")
     parser.add_argument("--cycles", type=int, default=20, help="container cycles per client")
     parser.add_argument("--calls", action="store_true", help="then time each containerd call")
+    parser.add_argument(
+        "--runtime-trace",
+        action="store_true",
+        help="with --calls: also time the runc and shim processes inside each call",
+    )
+    parser.add_argument("--no-pull", action="store_true", help="measure the cycle only")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_containerd.py needs root (it runs containerd)")
 
     began = time.perf_counter()
-    registry = start_registry()
-    daemon = ContainerdDaemon()
-    try:
-        daemon.start()
-        pull_ours, pull_ctr, what = bench_pull(daemon, registry, args)
-        cycle_ours, cycle_ctr, calls = bench_cycle(daemon, args)
-        ctr_call = statistics.median(
-            timed(lambda: ctr(daemon, "default", "version")) for _ in range(5)
-        )
-    finally:
-        daemon.teardown()
-        registry.stop()
+    with contextlib.ExitStack() as stack:
+        trace_log = stack.enter_context(runtime_trace()) if args.runtime_trace else None
+        pulls, cycle_ours, cycle_ctr, calls, ctr_call = run_all(args)
+        if calls is not None and trace_log is not None:
+            calls.runtime = read_trace(trace_log)
 
-    print(f"pull: {what}; median of {args.rounds}, each from an empty store")
-    print("  ours: " + ", ".join(f"{t:.3f}s" for t in pull_ours))
-    print("  ctr:  " + ", ".join(f"{t:.3f}s" for t in pull_ctr))
+    if pulls is not None:
+        pull_ours, pull_ctr, what = pulls
+        print(f"pull: {what}; median of {args.rounds}, each from an empty store")
+        print("  ours: " + ", ".join(f"{t:.3f}s" for t in pull_ours))
+        print("  ctr:  " + ", ".join(f"{t:.3f}s" for t in pull_ctr))
     print(f"cycle: create+start+stop+delete, median of {args.cycles}")
-    report("pull_image vs ctr images pull", pull_ours, pull_ctr)
+    if pulls is not None:
+        report("pull_image vs ctr images pull", pulls[0], pulls[1])
     report("container cycle vs ctr", cycle_ours, cycle_ctr)
     print(f"(one bare ctr invocation, `ctr version`: {ctr_call * 1000:.1f} ms; the cycle makes 5)")
+    if args.runtime_trace:
+        print("(runtime trace: each runc/shim process carries ~1 ms of wrapper; ratios inflated)")
     if calls is not None:
-        print_calls(calls, args.cycles)
+        print_profile(calls)
     print(f"total benchmark time {time.perf_counter() - began:.1f}s")
 
 

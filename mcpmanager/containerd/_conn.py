@@ -13,14 +13,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from .. import errors
 from .._log import get_logger
 from ._errors import from_rpc_error
-from ._rpc import Bidi, ServerStream, Unary
+from ._rpc import Bidi, ServerStream, Unary, UnaryFuture
 from .api import (
     containers_pb2_grpc,
     content_pb2_grpc,
@@ -32,7 +32,7 @@ from .api import (
     tasks_pb2_grpc,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection"]
+__all__ = ["DEFAULT_TIMEOUT", "LEASE_EXPIRE_LABEL", "Connection", "Pending"]
 
 log = get_logger("mcpmanager.containerd")
 
@@ -119,6 +119,29 @@ class _Channel:
                 self._channel.close()
             self._channel = None
             self._stubs.clear()
+
+
+class Pending(Generic[Resp]):
+    """A unary call on its way: :meth:`result` waits for it, :meth:`cancel` drops it.
+
+    Lets a caller have the daemon work on a call (a ``Wait`` for an exit)
+    while it makes another one, instead of paying the round trips in turn.
+    """
+
+    def __init__(self, future: UnaryFuture[Resp], what: str) -> None:
+        self._future = future
+        self._what = what
+
+    def result(self) -> Resp:
+        """The answer; gRPC failures leave as :mod:`mcpmanager.errors` naming the call."""
+        try:
+            return self._future.result()
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, self._what) from None
+
+    def cancel(self) -> None:
+        """Abandon the call; its answer, if any, is dropped."""
+        self._future.cancel()
 
 
 class Connection:
@@ -218,6 +241,18 @@ class Connection:
             return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from None
+
+    def send(
+        self,
+        method: Unary[Req, Resp],
+        request: Req,
+        *,
+        what: str,
+        timeout: float | None = None,
+    ) -> Pending[Resp]:
+        """Send ``method(request)`` without waiting; errors name ``what`` (never retried)."""
+        future = method.future(request, timeout=timeout or self.timeout, metadata=self.metadata)
+        return Pending(future, what)
 
     def server_stream(
         self,

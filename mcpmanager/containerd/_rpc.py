@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol, TypeVar
 
-__all__ = ["Bidi", "Metadata", "ServerStream", "StreamingCall", "Unary"]
+__all__ = ["Bidi", "Metadata", "ServerStream", "StreamingCall", "Unary", "UnaryFuture"]
 
 _Req = TypeVar("_Req", contravariant=True)
 _Resp = TypeVar("_Resp", covariant=True)
@@ -30,12 +30,24 @@ class StreamingCall(Protocol[_Resp]):
         ...
 
 
+class UnaryFuture(Protocol[_Resp]):
+    """A unary call sent without waiting: ``result()`` blocks for the answer."""
+
+    def result(self, timeout: float | None = ...) -> _Resp: ...
+    def cancel(self) -> bool:
+        """Abandon the call (a no-op once it has finished)."""
+        ...
+
+
 class Unary(Protocol[_Req, _Resp]):
-    """A unary method: one request, one response."""
+    """A unary method: one request, one response (``future`` sends it without waiting)."""
 
     def __call__(
         self, request: _Req, /, timeout: float | None = ..., metadata: Metadata | None = ...
     ) -> _Resp: ...
+    def future(
+        self, request: _Req, /, timeout: float | None = ..., metadata: Metadata | None = ...
+    ) -> UnaryFuture[_Resp]: ...
 
 
 class ServerStream(Protocol[_Req, _Resp]):

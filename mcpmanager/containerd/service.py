@@ -286,17 +286,16 @@ class ContainerdService:
         ]
 
     def delete_container(self, id: str, opts: DeleteContainerOptions | None = None) -> None:
-        """Delete the container, a leftover task first, and its snapshot if asked."""
+        """Delete the container, a leftover task first, and its snapshot if asked.
+
+        Four calls when no task is left: Containers.Get (the snapshot to
+        keep or remove), Tasks.Delete (NotFound: none left), Containers.Delete,
+        then Snapshots.Remove or Snapshots.Update (the GC-root label).
+        """
         opts = opts or DeleteContainerOptions()
         cid = _check_id(id)
         record = containers.get_record(self._conn, cid)
-        try:
-            tasks.get_task(self._conn, cid)
-        except errors.NotFound:
-            pass
-        else:
-            with contextlib.suppress(errors.NotFound):
-                tasks.delete_task(self._conn, cid, force=True)
+        tasks.delete_leftover(self._conn, cid)
         key, snapshotter = record.snapshot_key, record.snapshotter
         if key and not opts.cleanup_snapshot:
             # Once the container is gone nothing references the snapshot; keep it from GC.

@@ -12,7 +12,15 @@ from ._conn import Connection
 from .api import containers_pb2, mount_pb2, task_pb2, tasks_pb2
 from .snapshots import mounts
 
-__all__ = ["delete_task", "get_task", "list_tasks", "start_task", "stop_task", "to_task_info"]
+__all__ = [
+    "delete_leftover",
+    "delete_task",
+    "get_task",
+    "list_tasks",
+    "start_task",
+    "stop_task",
+    "to_task_info",
+]
 
 log = get_logger("mcpmanager.containerd")
 
@@ -119,6 +127,33 @@ def _wait(conn: Connection, cid: str, timeout: float) -> None:
     )
 
 
+def _signal_and_wait(conn: Connection, cid: str, sig: int, timeout: float) -> bool:
+    """Send ``sig`` and wait up to ``timeout`` for the exit; False when nothing was signalled.
+
+    The Wait goes out before the Kill, so its answer comes as soon as the
+    task exits instead of one round trip after the Kill has returned (the
+    shim's ``runc kill`` alone takes a few milliseconds). A Wait for a task
+    that has stopped already answers at once, which is harmless: the Kill
+    then finds no process and tells that case apart.
+    """
+    waiting = conn.send(
+        conn.tasks.Wait,
+        tasks_pb2.WaitRequest(container_id=cid),
+        what=f"wait for task of container {cid}",
+        timeout=max(timeout, 0.001),
+    )
+    try:
+        if not _kill(conn, cid, sig):
+            return False
+        try:
+            waiting.result()
+        except errors.Unavailable:  # sent while the channel was reconnecting: ask again
+            _wait(conn, cid, timeout)
+        return True
+    finally:
+        waiting.cancel()
+
+
 def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> bool:
     """Signal the task and wait for it; SIGKILL after the timeout when forced.
 
@@ -126,17 +161,15 @@ def stop_task(conn: Connection, cid: str, opts: StopTaskOptions) -> bool:
     stopped (the daemon answers NotFound to both; the caller may tell a
     missing container apart).
     """
-    if not _kill(conn, cid, opts.signal or int(signal.SIGTERM)):
-        return False
+    sig = opts.signal or int(signal.SIGTERM)
     try:
-        _wait(conn, cid, opts.timeout if opts.timeout > 0 else 10.0)
-        return True
+        return _signal_and_wait(conn, cid, sig, opts.timeout if opts.timeout > 0 else 10.0)
     except errors.DeadlineExceeded:
         if not opts.force:
             raise errors.DeadlineExceeded(
                 f"task of container {cid} did not stop within {opts.timeout}s"
             ) from None
-    log.info("task of container %s ignored signal %d; killing it", cid, opts.signal)
+    log.info("task of container %s ignored signal %d; killing it", cid, sig)
     if _kill(conn, cid, int(signal.SIGKILL)):
         _wait(conn, cid, KILL_WAIT)
     return True
@@ -154,15 +187,35 @@ def _delete(conn: Connection, cid: str) -> None:
 def delete_task(conn: Connection, cid: str, force: bool) -> None:
     """Delete the task of ``cid``; with ``force`` kill it and wait for it first.
 
-    Without ``force`` a running or paused task is FailedPrecondition.
+    Without ``force`` a running or paused task is FailedPrecondition, found
+    out by asking first: a Delete sent to a live task is refused, but only
+    after the daemon has stopped monitoring it, and a refused call must not
+    change anything. With ``force`` the Delete goes first, as the task goes
+    anyway: one call when there is no task (NotFound) or a stopped one; a
+    live one refuses it and is then killed, waited for and deleted.
     """
-    info = get_task(conn, cid)
-    if force:
-        if _kill(conn, cid, int(signal.SIGKILL)):
-            with contextlib.suppress(errors.DeadlineExceeded):
-                _wait(conn, cid, KILL_WAIT)
-    elif info.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
-        raise errors.FailedPrecondition(
-            f"task of container {cid} is {info.status.value}; stop it or force the delete"
-        )
+    if not force:
+        info = get_task(conn, cid)
+        if info.status in (TaskStatus.RUNNING, TaskStatus.PAUSED):
+            raise errors.FailedPrecondition(
+                f"task of container {cid} is {info.status.value}; stop it or force the delete"
+            )
+        _delete(conn, cid)
+        return
+    try:
+        _delete(conn, cid)
+        return
+    except (errors.NotFound, errors.Unavailable, errors.DeadlineExceeded):
+        raise
+    except errors.MCPManagerError as exc:
+        log.debug("task of container %s is live (%s); killing it", cid, exc)
+    if _kill(conn, cid, int(signal.SIGKILL)):
+        with contextlib.suppress(errors.DeadlineExceeded):
+            _wait(conn, cid, KILL_WAIT)
     _delete(conn, cid)
+
+
+def delete_leftover(conn: Connection, cid: str) -> None:
+    """Delete whatever task ``cid`` has, killing a live one first; having none is fine."""
+    with contextlib.suppress(errors.NotFound):
+        delete_task(conn, cid, force=True)

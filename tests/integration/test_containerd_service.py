@@ -359,3 +359,54 @@ def test_stop_of_a_missing_container_is_not_found(containerd_service: Containerd
         containerd_service.stop_container("nope")
     with pytest.raises(errors.NotFound, match="nope"):
         containerd_service.delete_container("nope")
+
+
+def test_refused_task_delete_leaves_the_task_running(
+    containerd_service: ContainerdService, new_container: NewContainer
+) -> None:
+    cid = new_container(STUBBORN)
+    containerd_service.start_container(cid)
+    with pytest.raises(errors.FailedPrecondition, match=cid):
+        containerd_service.delete_task(cid)
+    assert task_status(containerd_service, cid) == TaskStatus.RUNNING
+
+
+def test_force_delete_of_a_stopped_task(
+    containerd_service: ContainerdService, new_container: NewContainer
+) -> None:
+    cid = new_container(STUBBORN)
+    containerd_service.start_container(cid)
+    containerd_service.stop_container(cid, StopTaskOptions(timeout=0.2, force=True))
+    assert task_status(containerd_service, cid) == TaskStatus.STOPPED
+    containerd_service.delete_task(cid, DeleteTaskOptions(force=True))  # nothing left to kill
+    with pytest.raises(errors.NotFound):
+        containerd_service.get_task_info(cid)
+    with pytest.raises(errors.NotFound, match=cid):
+        containerd_service.delete_task(cid, DeleteTaskOptions(force=True))
+
+
+def test_delete_container_removes_a_stopped_task(
+    containerd_service: ContainerdService, new_container: NewContainer
+) -> None:
+    cid = new_container(STUBBORN)
+    containerd_service.start_container(cid)
+    containerd_service.stop_container(cid, StopTaskOptions(timeout=0.2, force=True))
+    containerd_service.delete_container(cid)
+    with pytest.raises(errors.NotFound):
+        containerd_service.get_container(cid)
+    assert cid not in {t.container_id for t in containerd_service.list_tasks()}
+
+
+def test_stop_returns_once_the_task_has_exited(
+    containerd_service: ContainerdService,
+    containerd_daemon: ContainerdDaemon,
+    containerd_namespace: str,
+    new_container: NewContainer,
+) -> None:
+    cid = new_container()
+    for _ in range(3):  # the Wait is sent before the Kill: each stop still waits for the exit
+        containerd_service.start_container(cid)
+        wait_until_ready(containerd_daemon, containerd_namespace, cid)
+        containerd_service.stop_container(cid, StopTaskOptions(timeout=20))
+        stopped = containerd_service.get_task_info(cid)
+        assert (stopped.status, stopped.exit_code) == (TaskStatus.STOPPED, 0)

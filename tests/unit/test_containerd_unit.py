@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from mcpmanager import errors
+from mcpmanager.containerd._conn import Connection
 from mcpmanager.containerd._errors import from_rpc_error
 from mcpmanager.containerd.images import ManifestCache, chain_ids
 from mcpmanager.containerd.spec import SPEC_TYPE_URL, build_spec, merge_env, spec_any
@@ -184,3 +185,52 @@ def test_manifest_cache_keeps_the_newest_entries() -> None:
     assert cache.get("sha256:0") is None
     assert cache.get("sha256:2") == ("m2", {"n": 2}, {"c": 2})
     assert cache.get("sha256:1") is not None
+
+
+class _FakeFuture:
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+        self.cancelled = False
+
+    def result(self, timeout: float | None = None) -> object:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class _FakeMethod:
+    """A stub method whose ``future`` hands out a prepared outcome."""
+
+    def __init__(self, outcome: object) -> None:
+        self.sent: list[tuple[object, float | None, object]] = []
+        self.future_made = _FakeFuture(outcome)
+
+    def __call__(
+        self, request: object, timeout: float | None = None, metadata: object = None
+    ) -> object:
+        raise AssertionError("send() must not make a blocking call")
+
+    def future(
+        self, request: object, timeout: float | None = None, metadata: object = None
+    ) -> _FakeFuture:
+        self.sent.append((request, timeout, metadata))
+        return self.future_made
+
+
+def test_sent_call_carries_namespace_and_deadline_and_maps_errors() -> None:
+    conn = Connection("/nonexistent.sock", "ns1", timeout=7.0)
+    ok = _FakeMethod("answer")
+    assert conn.send(ok, "req", what="wait for task of container c1").result() == "answer"  # type: ignore[arg-type]
+    assert ok.sent == [("req", 7.0, (("containerd-namespace", "ns1"),))]
+    failing = _FakeMethod(_FakeRpcError(grpc.StatusCode.NOT_FOUND, "no task"))
+    pending = conn.send(failing, "req", what="wait for task of container c1", timeout=2.0)  # type: ignore[arg-type]
+    with pytest.raises(errors.NotFound, match="wait for task of container c1"):
+        pending.result()
+    assert failing.sent[0][1] == 2.0
+    pending.cancel()
+    assert failing.future_made.cancelled
+    conn.close()
