@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from mcpmanager.errors import AlreadyExists, FailedPrecondition, NotFound
-from mcpmanager.store import _rows
+from mcpmanager.store import _gc, _rows
 from mcpmanager.store import _sql as q
 from mcpmanager.store._errors import Failure, translate
 from mcpmanager.store._values import (
@@ -314,9 +314,9 @@ class SQLStore:
     def list_versions(self, container_id: str) -> list[VersionRecord]:
         """All versions of a container, version 1 first; empty if it has none."""
         cid = require_text(container_id, "container_id")
-        with self._session(f"list versions of container {cid!r}") as s:
-            # Built while the rows stream in: on PostgreSQL the server sends
-            # the rest meanwhile, instead of the client waiting for all first.
+        # Built while the rows stream in (on PostgreSQL the server sends the
+        # rest meanwhile), with the cyclic collector held off (see _gc).
+        with _gc.paused(), self._session(f"list versions of container {cid!r}") as s:
             return _rows.versions(s.stream(q.LIST_VERSIONS, (cid,)), cid, self._dialect.times(s))
 
     def get_version(self, container_id: str, version: int) -> VersionRecord:
