@@ -314,10 +314,13 @@ class SQLStore:
     def list_versions(self, container_id: str) -> list[VersionRecord]:
         """All versions of a container, version 1 first; empty if it has none."""
         cid = require_text(container_id, "container_id")
-        # Built while the rows stream in (on PostgreSQL the server sends the
-        # rest meanwhile), with the cyclic collector held off (see _gc).
-        with _gc.paused(), self._session(f"list versions of container {cid!r}") as s:
-            return _rows.versions(s.stream(q.LIST_VERSIONS, (cid,)), cid, self._dialect.times(s))
+        with self._session(f"list versions of container {cid!r}") as s:
+            rows = s.stream(q.LIST_VERSIONS, (cid,))
+            # Built while the rows stream in (on PostgreSQL the server sends the
+            # rest meanwhile), with the cyclic collector held off (see _gc) but
+            # not while waiting for a connection.
+            with _gc.paused():
+                return _rows.versions(rows, cid, self._dialect.times(s))
 
     def get_version(self, container_id: str, version: int) -> VersionRecord:
         """One version of a container; ``NotFound`` if it does not exist."""
