@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from mcpmanager.errors import AlreadyExists, FailedPrecondition, NotFound
-from mcpmanager.store import _rows
+from mcpmanager.store import _gc, _rows
 from mcpmanager.store import _sql as q
 from mcpmanager.store._errors import Failure, translate
 from mcpmanager.store._values import (
@@ -60,6 +60,13 @@ class Session(Protocol):
         """Render ``template`` for this engine (once) and run it with ``params``."""
         ...
 
+    def stream(self, template: str, params: Sequence[object] = ()) -> Iterable[Any]:
+        """Run a query whose rows may be many; iterate them while the rest arrive.
+
+        Consume it whole before the next statement on this session.
+        """
+        ...
+
 
 class Dialect(Protocol):
     """What one database engine does differently; everything else is ``SQLStore``'s."""
@@ -72,6 +79,10 @@ class Dialect(Protocol):
 
     when: Callable[[Any], datetime]
     """A stored timestamp back as an aware UTC ``datetime`` (runs per row: keep it cheap)."""
+
+    def times(self, session: Session) -> Callable[[Any], datetime] | None:
+        """``when`` for the rows of ``session``, or None when its driver already gives UTC."""
+        ...
 
     def read(self) -> AbstractContextManager[Session]:
         """A session whose statements each commit on their own (reads, one-statement writes)."""
@@ -304,13 +315,12 @@ class SQLStore:
         """All versions of a container, version 1 first; empty if it has none."""
         cid = require_text(container_id, "container_id")
         with self._session(f"list versions of container {cid!r}") as s:
-            rows = s.execute(q.LIST_VERSIONS, (cid,)).fetchall()
-        # Inlined rather than _rows.version: this runs 10,000 times for a busy bot.
-        when = self._dialect.when
-        return [
-            VersionRecord(vid, cid, n, name, display, source, when(at))
-            for vid, n, name, display, source, at in rows
-        ]
+            rows = s.stream(q.LIST_VERSIONS, (cid,))
+            # Built while the rows stream in (on PostgreSQL the server sends the
+            # rest meanwhile), with the cyclic collector held off (see _gc) but
+            # not while waiting for a connection.
+            with _gc.paused():
+                return _rows.versions(rows, cid, self._dialect.times(s))
 
     def get_version(self, container_id: str, version: int) -> VersionRecord:
         """One version of a container; ``NotFound`` if it does not exist."""

@@ -7,7 +7,7 @@ imports it only when a ``PostgresStore`` is made.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -31,6 +31,11 @@ _SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
 
 Pool = psycopg_pool.ConnectionPool
+
+# Rows per chunk of a streamed result: big enough that the per-chunk overhead
+# is small, small enough that the server is still sending while we build.
+STREAM_CHUNK = 1000
+_CHUNKED = psycopg.capabilities.has_stream_chunked()
 
 
 def _utc(value: datetime) -> datetime:
@@ -70,6 +75,22 @@ class _Session:
     def execute(self, template: str, params: Sequence[object] = ()) -> psycopg.Cursor[Any]:
         """Run ``template`` with ``params``."""
         return self._conn.execute(self._render(template), params, binary=True)
+
+    def stream(self, template: str, params: Sequence[object] = ()) -> Iterable[Any]:
+        """Rows in chunks of ``STREAM_CHUNK`` as the server sends them (libpq 17+).
+
+        The caller turns one chunk into records while the server sends the
+        next; with an older libpq, all rows at once.
+        """
+        if not _CHUNKED:
+            return self.execute(template, params).fetchall()
+        cursor = self._conn.cursor(binary=True)
+        return cursor.stream(self._render(template), params, size=STREAM_CHUNK)
+
+    @property
+    def utc(self) -> bool:
+        """Whether the session's time zone is UTC (psycopg then loads timestamps in UTC)."""
+        return self._conn.info.timezone is timezone.utc
 
 
 class PostgresDialect:
@@ -167,6 +188,10 @@ class PostgresDialect:
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             return Failure.UNAVAILABLE, detail
         return Failure.OTHER, detail
+
+    def times(self, session: Session) -> Callable[[Any], datetime] | None:
+        """None on a UTC session (an owned pool's), else the per-row conversion to UTC."""
+        return None if isinstance(session, _Session) and session.utc else _utc
 
     def stamp(self, when: datetime) -> datetime:
         """Timestamps go in as aware datetimes (``timestamptz``)."""

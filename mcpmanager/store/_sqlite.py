@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,10 @@ class _Session:
 
     def execute(self, template: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         """Run ``template`` with ``params``."""
+        return self._conn.execute(render(template), params)
+
+    def stream(self, template: str, params: Sequence[object] = ()) -> Iterable[Any]:
+        """The cursor itself: rows are read from the database as they are iterated."""
         return self._conn.execute(render(template), params)
 
 
@@ -104,6 +108,10 @@ class SQLiteDialect:
         if isinstance(exc, sqlite3.OperationalError):
             return Failure.UNAVAILABLE, detail
         return Failure.OTHER, detail
+
+    def times(self, session: object) -> Callable[[Any], datetime]:
+        """Stored text is always parsed (``when``)."""
+        return self.when
 
     def stamp(self, when: datetime) -> str:
         """ISO 8601 text in UTC with microseconds."""

@@ -218,6 +218,17 @@ SET (runtime_snapshot_name, display_name, source) = (
   ON container_versions (container_id, runtime_snapshot_name)""",
 )
 
+# 3: on SQLite, an index holding every column list_versions reads, in its
+# order, so the listing never visits the table (about 1 ms of 10,000 versions,
+# for about a fifth more file). PostgreSQL has none: its planner reads the
+# (container_id, version) unique index in order, and an index-only scan would
+# only pay once VACUUM has marked the pages all-visible.
+_SQLITE_VERSION_LISTING = (
+    """CREATE INDEX idx_container_versions_listing ON container_versions (
+  container_id, version, id, runtime_snapshot_name, display_name, source, created_at
+)""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, name="init", postgres=_PG_INIT, sqlite=_SQLITE_INIT),
     Migration(
@@ -226,4 +237,5 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres=_PG_VERSION_NAMES,
         sqlite=_SQLITE_VERSION_NAMES,
     ),
+    Migration(version=3, name="version_listing_index", postgres=(), sqlite=_SQLITE_VERSION_LISTING),
 )

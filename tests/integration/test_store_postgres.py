@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timezone
 
 import psycopg
 import pytest
@@ -10,7 +11,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from mcpmanager.errors import FailedPrecondition, InvalidArgument, Unavailable
-from mcpmanager.store import PostgresStore
+from mcpmanager.store import PostgresStore, VersionRecord, _pg
 from mcpmanager.store.migrations import MIGRATIONS
 from tests.harness.postgres import free_port
 
@@ -134,3 +135,43 @@ def test_uses_a_caller_pool_without_closing_it(
         assert not pool.closed
         with pool.connection() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def record_some(store: PostgresStore, count: int) -> list[VersionRecord]:
+    names = ["", "Before upgrade", "ünïcødé ✓"]
+    return [
+        store.record_snapshot(
+            CID, f"s{i}", display_name=names[i % 3], snapshotter="overlayfs", source="pre_exec"
+        )
+        for i in range(count)
+    ]
+
+
+def test_listing_streams_in_chunks(pg: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several streamed chunks, and no streaming at all (libpq < 17), list the same records."""
+    made = record_some(pg, 7)
+    one_by_one = [pg.get_version(CID, n) for n in range(1, 8)]
+    monkeypatch.setattr(_pg, "STREAM_CHUNK", 2)
+    assert pg.list_versions(CID) == one_by_one == made
+    monkeypatch.setattr(_pg, "_CHUNKED", False)
+    assert pg.list_versions(CID) == one_by_one
+    assert [repr(r) for r in pg.list_versions(CID)] == [repr(r) for r in one_by_one]
+
+
+def test_listing_on_a_session_in_another_time_zone(
+    postgres_conninfo: str, postgres_schema: str
+) -> None:
+    """A caller's pool need not be in UTC: timestamps still come back as UTC datetimes."""
+    kwargs = {"autocommit": True, "options": "-c TimeZone=Asia/Kathmandu"}
+    with (
+        ConnectionPool(postgres_conninfo, min_size=1, max_size=1, kwargs=kwargs) as pool,
+        PostgresStore(pool, schema=postgres_schema) as store,
+    ):
+        store.migrate()
+        store.upsert_container(CID, "bot1", "img", "overlayfs")
+        made = record_some(store, 3)
+        listed = store.list_versions(CID)
+        assert listed == made == [store.get_version(CID, n) for n in (1, 2, 3)]
+        assert all(r.created_at.tzinfo is timezone.utc for r in listed)
+        with pool.connection() as conn:
+            assert str(conn.info.timezone) == "Asia/Kathmandu"

@@ -6,10 +6,11 @@ import multiprocessing
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from mcpmanager.errors import InvalidArgument, NotFound
@@ -101,6 +102,30 @@ def test_record_list_get(store: VersionStore) -> None:
     assert listed == [first, second]
     assert store.get_version(CID, 2) == second
     assert len({first.id, second.id}) == 2
+
+
+def test_listed_versions_are_the_records_the_constructor_makes(store: VersionStore) -> None:
+    """list_versions builds records without attrs' __init__: they must not differ at all."""
+    made = [
+        record(store, f"mcp-bot1-v{i}", display_name=name, source=source)
+        for i, (name, source) in enumerate(
+            [("", "pre_exec"), ("Before upgrade", "manual"), ("ünïcødé ✓", "rollback")] * 3
+        )
+    ]
+    listed = store.list_versions(CID)
+    one_by_one = [store.get_version(CID, n) for n in range(1, len(made) + 1)]
+    assert listed == one_by_one == made
+    for fast, slow in zip(listed, one_by_one, strict=True):
+        assert type(fast) is VersionRecord
+        assert repr(fast) == repr(slow)
+        assert hash(fast) == hash(slow)
+        assert attrs.asdict(fast) == attrs.asdict(slow)
+        assert fast.created_at.tzinfo is timezone.utc
+        assert type(fast.version) is int
+        assert type(fast.id) is str
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            fast.version = 99  # type: ignore[misc]
+        assert attrs.evolve(fast, display_name="x").display_name == "x"
 
 
 def test_list_snapshots_with_versions(store: VersionStore) -> None:

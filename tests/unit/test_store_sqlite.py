@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mcpmanager.errors import FailedPrecondition, Unavailable
-from mcpmanager.store import SQLiteStore
+from mcpmanager.store import SQLiteStore, _sql
+from mcpmanager.store._sqlite import render
 from mcpmanager.store.migrations import MIGRATIONS
 
 CID = "mcp-bot1"
@@ -110,3 +111,20 @@ def test_a_snapshot_row_without_a_version_is_adopted(tmp_path: Path) -> None:
         assert (
             store.record_snapshot(CID, "s1", display_name="fresh", snapshotter="overlayfs") == rec
         )
+
+
+def test_listing_versions_reads_only_its_covering_index(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.upsert_container(CID, "bot1", "img", "overlayfs")
+        made = [store.record_snapshot(CID, f"s{i}", snapshotter="overlayfs") for i in range(3)]
+        assert store.list_versions(CID) == made
+    conn = sqlite3.connect(path)
+    try:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + render(_sql.LIST_VERSIONS), (CID,)).fetchall()
+    finally:
+        conn.close()
+    assert [row[3] for row in plan] == [
+        "SEARCH container_versions USING COVERING INDEX idx_container_versions_listing"
+        " (container_id=?)"
+    ]
