@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from mcpmanager.errors import AlreadyExists, FailedPrecondition, NotFound
-from mcpmanager.store import _gc, _rows
+from mcpmanager.store import _rows
 from mcpmanager.store import _sql as q
 from mcpmanager.store._errors import Failure, translate
 from mcpmanager.store._values import (
@@ -317,10 +317,8 @@ class SQLStore:
         with self._session(f"list versions of container {cid!r}") as s:
             rows = s.stream(q.LIST_VERSIONS, (cid,))
             # Built while the rows stream in (on PostgreSQL the server sends the
-            # rest meanwhile), with the cyclic collector held off (see _gc) but
-            # not while waiting for a connection.
-            with _gc.paused():
-                return _rows.versions(rows, cid, self._dialect.times(s))
+            # rest meanwhile).
+            return _rows.versions(rows, cid, self._dialect.times(s))
 
     def get_version(self, container_id: str, version: int) -> VersionRecord:
         """One version of a container; ``NotFound`` if it does not exist."""
