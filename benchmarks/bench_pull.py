@@ -36,10 +36,44 @@ from tests.harness.registry import (
 )
 
 
-def timed(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    """CPU time of this process plus its finished children (ctr)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def listing(times: list[float]) -> str:
+    return ", ".join(f"{t:.3f}" for t in times)
+
+
+class Run:
+    """Wall and CPU times of one client's pulls."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: dict[str, list[float]] = {"client": [], "containerd": [], "registry": []}
+
+    def time(self, call: Callable[[], object], pids: dict[str, int]) -> None:
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        mine = client_cpu()
+        start = time.perf_counter()
+        call()
+        self.wall.append(time.perf_counter() - start)
+        self.cpu["client"].append(client_cpu() - mine)
+        for name, pid in pids.items():
+            self.cpu[name].append(cpu_seconds(pid) - before[name])
+
+    def cpu_line(self) -> str:
+        return "  ".join(
+            f"{name} {statistics.median(v) * 1000:.0f} ms" for name, v in self.cpu.items()
+        )
 
 
 def main() -> None:
@@ -61,15 +95,18 @@ def main() -> None:
             ref = registry.push(build_oci_image(layout, layers), "bench/pull:v1")
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         conn = Connection(daemon.socket, namespace)
-        ours: list[float] = []
-        theirs: list[float] = []
-        runs: list[tuple[list[float], Callable[[], object]]] = [
+        assert daemon.proc is not None
+        pids = {"containerd": daemon.proc.pid, "registry": registry.process.pid}
+        ours, theirs = Run(), Run()
+        runs: list[tuple[Run, Callable[[], object]]] = [
             (ours, lambda: pull_image(conn, ref)),
             (theirs, lambda: daemon.ctr(namespace, "images", "pull", "--plain-http", ref)),
         ]
+        pull_image(conn, ref)  # warm up this process (imports, channel)
+        daemon.ctr(namespace, "images", "rm", "--sync", ref)
         for i in range(args.rounds):
             for results, pull in runs if i % 2 == 0 else runs[::-1]:
-                results.append(timed(pull))
+                results.time(pull, pids)
                 daemon.ctr(namespace, "images", "rm", "--sync", ref)
         conn.close()
     finally:
@@ -77,11 +114,18 @@ def main() -> None:
         registry.stop()
 
     size = args.layers * args.layer_mb
-    mine, ctr = statistics.median(ours), statistics.median(theirs)
+    mine, ctr = statistics.median(ours.wall), statistics.median(theirs.wall)
+    paired = statistics.median(a / b for a, b in zip(ours.wall, theirs.wall, strict=True))
     print(f"image: busybox + {args.layers} x {args.layer_mb} MiB random layers ({size} MiB)")
-    print(f"mcpmanager pull_image   median {mine:.3f}s  ({', '.join(f'{t:.3f}' for t in ours)})")
-    print(f"ctr images pull         median {ctr:.3f}s  ({', '.join(f'{t:.3f}' for t in theirs)})")
-    print(f"ratio ours/ctr          {mine / ctr:.2f}")
+    print(
+        f"mcpmanager pull_image   median {mine:.3f}s  ({', '.join(f'{t:.3f}' for t in ours.wall)})"
+    )
+    print(
+        f"ctr images pull         median {ctr:.3f}s  ({', '.join(f'{t:.3f}' for t in theirs.wall)})"
+    )
+    print(f"ratio ours/ctr          {mine / ctr:.2f} (median of per-round ratios {paired:.2f})")
+    print(f"CPU per pull, ours:     {ours.cpu_line()}")
+    print(f"CPU per pull, ctr:      {theirs.cpu_line()}")
 
 
 if __name__ == "__main__":

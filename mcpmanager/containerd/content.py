@@ -19,7 +19,7 @@ from .. import errors
 from .._log import get_logger
 from ._conn import Connection
 from ._errors import from_rpc_error
-from .api import content_pb2
+from .api import content_pb2, leases_pb2
 
 __all__ = ["CHUNK_SIZE", "blob_exists", "read_blob", "set_blob_labels", "write_blob"]
 
@@ -105,7 +105,8 @@ def write_blob(
 
     The daemon verifies digest and size at commit (``FailedPrecondition`` on a
     mismatch). A blob that is already stored is not written again; its labels
-    are merged in instead. If reading ``stream`` fails (``stream.read`` raises,
+    are merged in instead, and it joins ``conn``'s lease (a blob written
+    under a lease joins it when committed). If reading ``stream`` fails (``stream.read`` raises,
     or the data is shorter or longer than ``size``), nothing is committed, the
     partial upload is aborted and the original exception is raised (an
     ``OSError`` as :class:`~mcpmanager.errors.InvalidArgument`).
@@ -118,6 +119,8 @@ def write_blob(
         _upload(conn, requests, what)
     except errors.AlreadyExists:
         if requests.error is None:
+            # Stored meanwhile by someone else: hold it as if we had written it.
+            _lease_blob(conn, digest)
             if labels:
                 set_blob_labels(conn, digest, labels)
             return
@@ -141,6 +144,17 @@ def _upload(conn: Connection, requests: _Requests, what: str) -> None:
         raise from_rpc_error(err, what) from None
     finally:
         call.cancel()  # no-op once the call is over; stops the request thread otherwise
+
+
+def _lease_blob(conn: Connection, digest: str) -> None:
+    if conn.lease_id:
+        conn.unary(
+            conn.leases.AddResource,
+            leases_pb2.AddResourceRequest(
+                id=conn.lease_id, resource=leases_pb2.Resource(id=digest, type="content")
+            ),
+            what=f"lease blob {digest}",
+        )
 
 
 def _abort(conn: Connection, ref: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -47,11 +48,12 @@ from .api import content_pb2, leases_pb2
 from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
 from .images import put_image, to_image_info
 from .registry import RegistryClient
-from .unpack import UNCOMPRESSED_LABEL, label_config, plan, unpack_layer
+from .unpack import UNCOMPRESSED_LABEL, apply_layer, plan, snapshot_labels, unpacked_prefix
 
 __all__ = [
     "DEFAULT_SNAPSHOTTER",
     "LAYER_WORKERS",
+    "LOCAL_LAYER_WORKERS",
     "PULL_TIMEOUT",
     "RESOLVE_TIMEOUT",
     "pull_image",
@@ -67,7 +69,15 @@ PULL_TIMEOUT = 3600.0
 """Seconds a whole pull (all blobs, unpack, image record) may take."""
 
 LAYER_WORKERS = 3
-"""Layers downloaded at once (the Go client's default is 3 as well)."""
+"""Layers downloaded at once from a remote registry (the Go client's default is 3 as well)."""
+
+LOCAL_LAYER_WORKERS = max(1, min(LAYER_WORKERS, os.cpu_count() or 1))
+"""Layers downloaded at once from a registry on this host: one per CPU, at most 3.
+
+There the network is no bottleneck: the daemon's hashing of each stream is,
+and the unpacking needs the same CPUs. On two cores, three streams finished
+the whole pull later than two (median over 21 runs each, benchmarks/bench_pull.py).
+"""
 
 """Snapshotter used when :class:`PullImageOptions` names none."""
 
@@ -108,10 +118,12 @@ def pull_image(
     )
     target = job.client.resolve(parsed)
     log.info("pulling %s (%s)", parsed.name, target.digest)
-    with conn.lease(expire=timeout + 3600.0) as leased:
-        manifest, config = _fetch_metadata(leased, job, target)
-        snapshotter = (opts.snapshotter or DEFAULT_SNAPSHOTTER) if opts.unpack else None
-        _fetch_and_unpack(leased, job, manifest, config, snapshotter)
+    snapshotter = (opts.snapshotter or DEFAULT_SNAPSHOTTER) if opts.unpack else None
+    workers = LOCAL_LAYER_WORKERS if job.client.is_local(parsed) else LAYER_WORKERS
+    with conn.lease(expire=timeout + 3600.0) as leased, _Tasks(job, workers) as tasks:
+        manifest, config = _fetch_metadata(leased, job, target, snapshotter, tasks)
+        _fetch_and_unpack(leased, job, manifest, config, snapshotter, tasks)
+        tasks.wait_all("storing the image")
         record = put_image(leased, parsed.name, target.media_type, target.digest, target.size)
     log.info("pulled %s (%s)", parsed.name, target.digest)
     return to_image_info(record)
@@ -146,54 +158,167 @@ class _Job:
             log.warning("pull progress callback failed", exc_info=True)
 
 
+class _Tasks:
+    """The background work of one pull: layer downloads, and the metadata writes.
+
+    Metadata blobs are written by one thread of their own while the main
+    thread goes on to the next blob and the layers start downloading: nothing
+    waits for those writes but the image record. The first failure anywhere
+    is raised to the main thread, and leaving the ``with`` block on an error
+    cancels what has not started and stops what runs at its next chunk.
+    """
+
+    def __init__(self, job: _Job, workers: int) -> None:
+        self._job = job
+        self._layers = concurrent.futures.ThreadPoolExecutor(
+            workers, thread_name_prefix="mcpm-pull"
+        )
+        self._writes = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mcpm-pull-meta")
+        self._futures: list[concurrent.futures.Future[None]] = []
+
+    def __enter__(self) -> _Tasks:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if exc is not None:
+            self._job.cancelled.set()
+        for pool in (self._writes, self._layers):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def fetch(self, fn: Callable[..., None], *args: Any) -> concurrent.futures.Future[None]:
+        """Run a layer download on one of the download threads."""
+        return self._track(self._layers.submit(fn, *args))
+
+    def write(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a metadata write on the writing thread (in order)."""
+        self._track(self._writes.submit(fn, *args))
+
+    def _track(self, future: concurrent.futures.Future[None]) -> concurrent.futures.Future[None]:
+        self._futures.append(future)
+        return future
+
+    def wait(self, wanted: concurrent.futures.Future[None], what: str) -> None:
+        """Wait for ``wanted``; raise the first failure of any task meanwhile."""
+        while True:
+            for future in self._futures:
+                if future.done() and future.exception() is not None:
+                    raise cast(BaseException, future.exception())
+            if wanted.done():
+                return
+            remaining = self._job.deadline - time.monotonic()
+            if remaining <= 0:
+                raise errors.DeadlineExceeded(
+                    f"pulling {self._job.parsed.name}: timed out while {what}"
+                )
+            unfinished = [f for f in self._futures if not f.done()]
+            concurrent.futures.wait(
+                unfinished, timeout=remaining, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+
+    def wait_all(self, what: str) -> None:
+        """Wait until every task is done (raising the first failure)."""
+        for future in list(self._futures):
+            self.wait(future, what)
+
+
 # ------------------------------------------------------------ metadata
 
 
 def _fetch_metadata(
-    conn: Connection, job: _Job, target: Descriptor
+    conn: Connection, job: _Job, target: Descriptor, snapshotter: str | None, tasks: _Tasks
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """Store index(es), the platform manifest and its config; return manifest and config."""
+    """Store index(es), the platform manifest and its config; return manifest and config.
+
+    Each blob is stored with all its labels in the ``Write`` that commits it
+    (one call, no ``Update`` after), in the background (``tasks``); a blob
+    already present is relabelled only if its labels differ. When unpacking
+    into ``snapshotter``, the config already names the top snapshot to be
+    made: a reference to a snapshot that does not exist yet is simply ignored
+    by the garbage collector, and it saves a call once the last layer is in.
+    """
     desc = target
     for _depth in range(4):
         if desc.media_type in INDEX_MEDIA_TYPES:
-            index = _load_json(_store_manifest(conn, job, desc), desc)
-            _label_index(conn, job, desc, index)
-            desc = select_manifest(
-                index, host_platform(), f"index {desc.digest} of {job.parsed.name}"
-            )
+            desc = _store_index(conn, job, desc, tasks)
             continue
         if desc.media_type and desc.media_type not in MANIFEST_MEDIA_TYPES:
             raise errors.NotSupported(f"pulling {job.parsed.name}: media type {desc.media_type}")
-        manifest = _load_json(_store_manifest(conn, job, desc), desc)
+        stored = _get_manifest(conn, job, desc)
+        manifest = _load_json(stored.data, desc)
         config_desc = _config_descriptor(manifest, desc)
         labels = {**job.source_labels, **_manifest_labels(manifest, config_desc)}
-        _label_blob(conn, job, desc, labels)
-        config = _load_json(_store_small_blob(conn, job, config_desc), config_desc)
-        return manifest, config
+        tasks.write(_keep, conn, job, desc, stored, labels)
+        return manifest, _store_config(conn, job, manifest, config_desc, snapshotter, tasks)
     raise InvalidContent(f"pulling {job.parsed.name}: indexes nest too deeply")
 
 
-def _store_manifest(conn: Connection, job: _Job, desc: Descriptor) -> bytes:
-    if _lease_if_present(conn, desc.digest):
-        data = read_blob(conn, desc.digest, _MAX_METADATA)
-    else:
-        data = job.client.fetch_manifest(job.parsed, desc)
-        write_blob(conn, io.BytesIO(data), desc.digest, desc.size, job.source_labels)
-    job.report(desc.digest, desc.size, desc.size)
-    return data
+def _store_index(conn: Connection, job: _Job, desc: Descriptor, tasks: _Tasks) -> Descriptor:
+    """Store an index; return the descriptor of its manifest for this host."""
+    stored = _get_manifest(conn, job, desc)
+    index = _load_json(stored.data, desc)
+    tasks.write(_keep, conn, job, desc, stored, {**job.source_labels, **_index_labels(index)})
+    return select_manifest(index, host_platform(), f"index {desc.digest} of {job.parsed.name}")
 
 
-def _store_small_blob(conn: Connection, job: _Job, desc: Descriptor) -> bytes:
+def _store_config(
+    conn: Connection,
+    job: _Job,
+    manifest: Mapping[str, Any],
+    desc: Descriptor,
+    snapshotter: str | None,
+    tasks: _Tasks,
+) -> Mapping[str, Any]:
+    stored = _get_config(conn, job, desc)
+    config = _load_json(stored.data, desc)
+    labels = dict(job.source_labels)
+    if snapshotter:
+        labels.update(snapshot_labels(snapshotter, plan(manifest, config)[-1].chain_id))
+    tasks.write(_keep, conn, job, desc, stored, labels)
+    return config
+
+
+@attrs.frozen
+class _Stored:
+    """A metadata blob's bytes and, when the store had it already, its labels there."""
+
+    data: bytes
+    labels: Mapping[str, str] | None
+
+
+def _get_manifest(conn: Connection, job: _Job, desc: Descriptor) -> _Stored:
+    labels = _present(conn, desc.digest)
+    if labels is not None:
+        return _Stored(read_blob(conn, desc.digest, _MAX_METADATA), labels)
+    return _Stored(job.client.fetch_manifest(job.parsed, desc), None)
+
+
+def _get_config(conn: Connection, job: _Job, desc: Descriptor) -> _Stored:
     if desc.size > _MAX_METADATA:
         raise InvalidContent(f"pulling {job.parsed.name}: config {desc.digest} is too large")
-    if _lease_if_present(conn, desc.digest):
-        data = read_blob(conn, desc.digest, _MAX_METADATA)
-        set_blob_labels(conn, desc.digest, job.source_labels)
+    labels = _present(conn, desc.digest)
+    if labels is not None:
+        return _Stored(read_blob(conn, desc.digest, _MAX_METADATA), labels)
+    return _Stored(b"".join(job.client.iter_blob(job.parsed, desc)), None)
+
+
+def _keep(
+    conn: Connection, job: _Job, desc: Descriptor, stored: _Stored, labels: Mapping[str, str]
+) -> None:
+    """Write a fetched blob with ``labels``, or add those it lacks to the stored one."""
+    job.check_deadline(f"storing {desc.digest}")
+    if stored.labels is None:
+        write_blob(conn, io.BytesIO(stored.data), desc.digest, desc.size, labels)
     else:
-        data = b"".join(job.client.iter_blob(job.parsed, desc))
-        write_blob(conn, io.BytesIO(data), desc.digest, desc.size, job.source_labels)
+        _relabel(conn, desc.digest, stored.labels, labels)
     job.report(desc.digest, desc.size, desc.size)
-    return data
+
+
+def _relabel(
+    conn: Connection, digest: str, have: Mapping[str, str], want: Mapping[str, str]
+) -> None:
+    missing = {k: v for k, v in want.items() if have.get(k) != v}
+    if missing:
+        set_blob_labels(conn, digest, missing)
 
 
 def _load_json(data: bytes, desc: Descriptor) -> Mapping[str, Any]:
@@ -240,36 +365,35 @@ def _children(doc: Mapping[str, Any], key: str) -> list[Descriptor]:
     return [Descriptor.from_json(item, key) for item in items]
 
 
-def _label_index(conn: Connection, job: _Job, desc: Descriptor, index: Mapping[str, Any]) -> None:
-    _label_blob(conn, job, desc, {**job.source_labels, **_index_labels(index)})
+def _present(conn: Connection, digest: str) -> Mapping[str, str] | None:
+    """The labels of blob ``digest`` if the store has it (it then joins our lease), else None.
 
-
-def _label_blob(conn: Connection, job: _Job, desc: Descriptor, labels: Mapping[str, str]) -> None:
-    job.check_deadline(f"labelling {desc.digest}")
-    set_blob_labels(conn, desc.digest, labels)
-
-
-def _lease_if_present(conn: Connection, digest: str) -> bool:
-    """True if the store has ``digest``; it is then held by our lease so GC keeps it.
-
-    The blob joins the lease before the store is asked: asked first, a blob
-    that nothing references could be collected between the answer and the lease.
+    Asked first, then leased, then asked again: a blob that nothing references
+    could be collected between the first answer and the lease, and is then
+    fetched like a missing one. A missing blob (the common case of a fresh
+    pull) costs one ``Info``: the ``Write`` that stores it adds it to the lease.
     """
+    if _info(conn, digest) is None:
+        return None
     resource = leases_pb2.Resource(id=digest, type="content")
     conn.unary(
         conn.leases.AddResource,
         leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
         what=f"lease blob {digest}",
     )
+    info = _info(conn, digest)
+    return None if info is None else dict(info.labels)
+
+
+def _info(conn: Connection, digest: str) -> content_pb2.Info | None:
     try:
-        conn.unary(
-            conn.content.Info,
-            content_pb2.InfoRequest(digest=digest),
-            what=f"stat blob {digest}",
+        resp = conn.unary(
+            conn.content.Info, content_pb2.InfoRequest(digest=digest), what=f"stat blob {digest}"
         )
     except errors.NotFound:
-        return False
-    return True
+        return None
+    info: content_pb2.Info = resp.info
+    return info
 
 
 # -------------------------------------------------------------- layers
@@ -281,60 +405,29 @@ def _fetch_and_unpack(
     manifest: Mapping[str, Any],
     config: Mapping[str, Any],
     snapshotter: str | None,
+    tasks: _Tasks,
 ) -> None:
     """Download the missing layers, a few at once, unpacking each as soon as it can be.
 
     Layer ``i`` is applied once its blob is in and layer ``i - 1`` is
     committed, while later layers are still downloading; with no
     ``snapshotter`` nothing is unpacked. Everything made here is held by
-    ``conn``'s lease until the image record and the config's snapshot label
-    reference it. The first failure cancels the rest.
+    ``conn``'s lease until the image record references it (the config names
+    the top snapshot since :func:`_fetch_metadata`).
     """
     steps = plan(manifest, config) if snapshotter else []
     diff_ids = {step.digest: step.diff_id for step in steps}
     layers = list({layer.digest: layer for layer in _children(manifest, "layers")}.values())
-    pool = concurrent.futures.ThreadPoolExecutor(LAYER_WORKERS, thread_name_prefix="mcpm-pull")
-    try:
-        fetches = {
-            layer.digest: pool.submit(_fetch_layer, conn, job, layer, diff_ids.get(layer.digest))
-            for layer in layers
-        }
-        pending = list(fetches.values())
-        for step in steps:
-            _await(job, fetches[step.digest], pending, f"fetching layer {step.digest}")
-            job.check_deadline(f"unpacking layer {step.digest}")
-            unpack_layer(conn, cast(str, snapshotter), step)
-        for future in pending:
-            _await(job, future, pending, "fetching layers")
-        if snapshotter:
-            label_config(conn, manifest, snapshotter, steps[-1].chain_id)
-    except BaseException:
-        job.cancelled.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _await(
-    job: _Job,
-    wanted: concurrent.futures.Future[None],
-    running: list[concurrent.futures.Future[None]],
-    what: str,
-) -> None:
-    """Wait for ``wanted``; raise the first failure of any of ``running`` meanwhile."""
-    while True:
-        for future in running:
-            if future.done() and future.exception() is not None:
-                raise cast(BaseException, future.exception())
-        if wanted.done():
-            return
-        remaining = job.deadline - time.monotonic()
-        if remaining <= 0:
-            raise errors.DeadlineExceeded(f"pulling {job.parsed.name}: timed out while {what}")
-        unfinished = [f for f in running if not f.done()]
-        concurrent.futures.wait(
-            unfinished, timeout=remaining, return_when=concurrent.futures.FIRST_COMPLETED
-        )
+    fetches = {
+        layer.digest: tasks.fetch(_fetch_layer, conn, job, layer, diff_ids.get(layer.digest))
+        for layer in layers
+    }
+    # While the first layers download: which are unpacked already?
+    done = unpacked_prefix(conn, snapshotter, steps) if snapshotter else 0
+    for step in steps[done:]:
+        tasks.wait(fetches[step.digest], f"fetching layer {step.digest}")
+        job.check_deadline(f"unpacking layer {step.digest}")
+        apply_layer(conn, cast(str, snapshotter), step)
 
 
 def _fetch_layer(conn: Connection, job: _Job, layer: Descriptor, diff_id: str | None) -> None:
@@ -343,8 +436,9 @@ def _fetch_layer(conn: Connection, job: _Job, layer: Descriptor, diff_id: str | 
     labels = dict(job.source_labels)
     if diff_id:
         labels[UNCOMPRESSED_LABEL] = diff_id
-    if _lease_if_present(conn, layer.digest):
-        set_blob_labels(conn, layer.digest, labels)
+    have = _present(conn, layer.digest)
+    if have is not None:
+        _relabel(conn, layer.digest, have, labels)
         log.debug("layer %s already present", layer.digest)
         job.report(layer.digest, layer.size, layer.size)
         return

@@ -319,6 +319,10 @@ class RegistryClient:
 
     # -- public API
 
+    def is_local(self, ref: Reference) -> bool:
+        """True when ``ref``'s registry is on this host (loopback), sharing its CPUs."""
+        return _hostname(ref.host) in _LOOPBACK
+
     def base_url(self, ref: Reference) -> str:
         """``http(s)://host/v2/<repository>`` for ``ref``."""
         host = ref.host

@@ -28,10 +28,13 @@ __all__ = [
     "SNAPSHOT_REF_LABEL_PREFIX",
     "UNCOMPRESSED_LABEL",
     "LayerStep",
+    "apply_layer",
     "label_config",
     "plan",
+    "snapshot_labels",
     "unpack",
     "unpack_layer",
+    "unpacked_prefix",
 ]
 
 log = get_logger("mcpmanager.containerd")
@@ -101,30 +104,64 @@ def unpack(
     """
     steps = plan(manifest, config)
     with _leased(conn) as leased:
+        done = unpacked_prefix(leased, snapshotter, steps)
+        for step in steps[done:]:
+            apply_layer(leased, snapshotter, step)
         for step in steps:
-            unpack_layer(leased, snapshotter, step)
             set_blob_labels(leased, step.digest, {UNCOMPRESSED_LABEL: step.diff_id})
         label_config(leased, manifest, snapshotter, steps[-1].chain_id)
     return steps[-1].chain_id
 
 
+def snapshot_labels(snapshotter: str, top: str) -> dict[str, str]:
+    """The config-blob label that makes an image record keep its unpacked chain ``top``."""
+    return {SNAPSHOT_REF_LABEL_PREFIX + snapshotter: top}
+
+
 def label_config(conn: Connection, manifest: Mapping[str, Any], snapshotter: str, top: str) -> None:
     """Point the image config at its top snapshot, so the image record keeps the chain."""
-    config_digest = manifest["config"]["digest"]
-    set_blob_labels(conn, config_digest, {SNAPSHOT_REF_LABEL_PREFIX + snapshotter: top})
+    set_blob_labels(conn, manifest["config"]["digest"], snapshot_labels(snapshotter, top))
+
+
+def unpacked_prefix(conn: Connection, snapshotter: str, steps: list[LayerStep]) -> int:
+    """How many leading ``steps`` are unpacked already; the deepest of them joins the lease.
+
+    A committed snapshot's parent cannot be removed before it, so the chain
+    present is always a prefix: the first missing chain ID ends the search
+    (a fresh image costs one ``Stat``). Holding the deepest snapshot holds its
+    parents too (the garbage collector follows parent links). The look-up
+    comes first and is repeated once the lease holds the snapshot, so one
+    collected in between is simply unpacked again.
+    """
+    done = 0
+    while done < len(steps) and snapshots.exists(conn, snapshotter, steps[done].chain_id):
+        done += 1
+    if done and conn.lease_id:
+        deepest = steps[done - 1].chain_id
+        _lease_snapshot(conn, snapshotter, deepest)
+        if not snapshots.exists(conn, snapshotter, deepest):
+            return 0
+    return done
 
 
 def unpack_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
-    """Apply one layer onto its parent and commit it as its chain ID (its blob must be in).
+    """Apply one layer onto its parent unless its chain ID exists (its blob must be in).
 
     ``conn`` must carry a lease: the new snapshot (or the existing one
     skipped) is held by it until the image's config label references it.
     """
-    # Leased before the look-up, so an unreferenced layer found here cannot be
-    # collected before the image references it.
-    _lease_snapshot(conn, snapshotter, step.chain_id)
-    if snapshots.exists(conn, snapshotter, step.chain_id):
-        return
+    if not unpacked_prefix(conn, snapshotter, [step]):
+        apply_layer(conn, snapshotter, step)
+
+
+def apply_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
+    """Apply one layer onto its parent and commit it as its chain ID, without looking first.
+
+    For a layer known to be missing (see :func:`unpacked_prefix`): it costs
+    ``Prepare``, ``Apply`` and ``Commit``. Should the chain ID appear
+    meanwhile (a concurrent pull), the extraction is dropped and the existing
+    snapshot joins ``conn``'s lease instead.
+    """
     key = f"extract-{uuid.uuid4().hex[:16]} {step.chain_id}"
     mounts = snapshots.prepare(conn, snapshotter, key, step.parent)
     committed = False
@@ -139,6 +176,7 @@ def unpack_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
             committed = True
         except errors.AlreadyExists:
             log.debug("layer %s was unpacked concurrently", step.chain_id)
+            _lease_snapshot(conn, snapshotter, step.chain_id)
     finally:
         if not committed:
             with contextlib.suppress(errors.MCPManagerError):

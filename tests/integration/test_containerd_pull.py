@@ -12,7 +12,7 @@ import pytest
 from mcpmanager import errors
 from mcpmanager.containerd import ContainerdService
 from mcpmanager.containerd._conn import Connection
-from mcpmanager.containerd.api import leases_pb2
+from mcpmanager.containerd.api import content_pb2, leases_pb2
 from mcpmanager.containerd.content import blob_exists
 from mcpmanager.containerd.images import chain_ids, get_image_record
 from mcpmanager.containerd.pull import pull_image
@@ -256,3 +256,32 @@ def test_tampered_layer_is_rejected_and_not_stored(
         pull_image(conn, ref, PullImageOptions(unpack=False)).id
         == fake_registry.image.target_digest
     )
+
+
+def test_fresh_pull_makes_no_lease_or_label_writes(
+    conn: Connection, images: Pushed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Missing blobs join the lease by their Write and carry their labels in it."""
+    main, ref = images["main"]
+    calls: list[str] = []
+    unary = Connection.unary
+
+    def counting(self: Connection, method: object, request: object, **kw: object) -> object:
+        calls.append(type(request).__name__)
+        return unary(self, method, request, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Connection, "unary", counting)
+    info = pull_image(conn, ref)
+    monkeypatch.undo()
+    assert info.id == main.target_digest
+    assert "AddResourceRequest" not in calls
+    assert "UpdateRequest" not in calls
+    assert calls.count("StatSnapshotRequest") == 1  # the first missing layer ends the look-up
+    assert calls.count("PrepareSnapshotRequest") == len(main.layer_digests)
+    snap = conn.unary(
+        conn.content.Info,
+        content_pb2.InfoRequest(digest=main.config_digests[host_arch()]),
+        what="config info",
+    ).info
+    top = chain_ids(main.diff_ids)[-1]
+    assert snap.labels["containerd.io/gc.ref.snapshot.overlayfs"] == top
