@@ -186,7 +186,7 @@ class Runtime:
         cid = naming.container_id(bot_id)
         ranked = [
             (order, snap.name)
-            for snap in self.service.list_snapshots(self.snapshotter())
+            for snap in self.service.list_snapshots(self.snapshotter(), prefix=cid)
             if (order := naming.owned_active(snap, cid, bot_id)) is not None
         ]
         return [name for _, name in sorted(ranked)]

@@ -625,12 +625,12 @@ class FakeContainerService:
             snaps[name] = snap
 
     @_operation
-    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
-        """Return every snapshot of ``snapshotter``."""
+    def list_snapshots(self, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
+        """Return the snapshots of ``snapshotter`` (named ``prefix...``, if given)."""
         _require(snapshotter, "snapshotter")
         with self._lock:
             snaps = self._snapshots.get(snapshotter, {})
-            return [s.info() for s in snaps.values()]
+            return [s.info() for name, s in snaps.items() if name.startswith(prefix)]
 
     @_operation
     def prepare_snapshot(

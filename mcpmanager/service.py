@@ -115,8 +115,12 @@ class ContainerService(Protocol):
         """Commit the active snapshot ``key`` as the read-only snapshot ``name``."""
         ...
 
-    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
-        """Return every snapshot of ``snapshotter``."""
+    def list_snapshots(self, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
+        """Return the snapshots of ``snapshotter``; with ``prefix``, those named so at first.
+
+        The prefix lets the Manager ask for one bot's snapshots without the
+        cost of every bot's (a backend may filter on its side).
+        """
         ...
 
     def prepare_snapshot(

@@ -416,9 +416,9 @@ class ContainerdService:
             merged,
         )
 
-    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
-        """Return every snapshot of ``snapshotter``."""
-        return snapshots.list_snapshots(self._conn, _require(snapshotter, "snapshotter"))
+    def list_snapshots(self, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
+        """Return the snapshots of ``snapshotter`` (named ``prefix...``, if given)."""
+        return snapshots.list_snapshots(self._conn, _require(snapshotter, "snapshotter"), prefix)
 
     def prepare_snapshot(
         self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
@@ -144,12 +145,23 @@ def mounts(conn: Connection, snapshotter: str, key: str) -> list[mount_pb2.Mount
     )
 
 
-def list_snapshots(conn: Connection, snapshotter: str) -> list[SnapshotInfo]:
-    """Return every snapshot of ``snapshotter``."""
-    req = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter)
+# Characters a prefix may have to go into the daemon's name regex as they are.
+_PLAIN = re.compile(r"[A-Za-z0-9_:/-]+")
+
+
+def list_snapshots(conn: Connection, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
+    """Return the snapshots of ``snapshotter`` whose names start with ``prefix``.
+
+    The daemon filters by a name regex when the prefix needs no escaping
+    (bot container IDs never do); the names are checked here either way.
+    """
+    filters = [f'name~="^{prefix}"'] if prefix and _PLAIN.fullmatch(prefix) else []
+    req = snapshots_pb2.ListSnapshotsRequest(snapshotter=snapshotter, filters=filters)
     out: list[SnapshotInfo] = []
     for resp in conn.collect(conn.snapshots.List, req, what=f"list snapshots of {snapshotter}"):
         for info in resp.info:
+            if not info.name.startswith(prefix):
+                continue
             out.append(
                 SnapshotInfo(
                     name=info.name,

@@ -504,9 +504,9 @@ class DockerService:
         """
         snapshots.commit(self._conn, snapshotter, name, key, labels)
 
-    def list_snapshots(self, snapshotter: str) -> list[SnapshotInfo]:
-        """Every committed snapshot image and every active snapshot (any ``snapshotter``)."""
-        return snapshots.list_all(self._conn, snapshotter)
+    def list_snapshots(self, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
+        """Every committed snapshot image and active snapshot (named ``prefix...``, if given)."""
+        return [s for s in snapshots.list_all(self._conn, snapshotter) if s.name.startswith(prefix)]
 
     def prepare_snapshot(
         self, snapshotter: str, key: str, parent: str, labels: dict[str, str] | None = None

@@ -50,6 +50,17 @@ def test_commit_lists_a_committed_snapshot(backend: Backend) -> None:
     assert snap.created.tzinfo is not None
 
 
+def test_a_prefix_lists_only_the_snapshots_named_so(backend: Backend) -> None:
+    cid, name = _committed(backend)
+    other = backend.create().id
+    backend.service.prepare_snapshot(SN, f"{cid}-active-7", name)
+    mine = {s.name for s in backend.service.list_snapshots(SN, prefix=cid)}
+    assert mine == {name, f"{cid}-active-7"}
+    assert other in _snaps(backend)  # the others are still there without a prefix
+    assert backend.service.list_snapshots(SN, prefix=f"{cid}.") == []  # a regex dot is a dot
+    assert backend.service.list_snapshots(SN, prefix=f"{cid}-s1") != []
+
+
 def test_commit_errors(backend: Backend) -> None:
     svc = backend.service
     _cid, name = _committed(backend)
