@@ -14,6 +14,7 @@ connect" and "no reply in time" mean not ready yet.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -75,10 +76,18 @@ def wait_for_agent(client: Callable[[], Client], bot_id: str, address: str, time
 
 
 def _knock(address: str, timeout: float) -> str | None:
-    """None when ``address`` accepts a TCP connection, else why not."""
+    """None when ``address`` (``host:port``) accepts a TCP connection, else why not."""
     host, _, port = address.rpartition(":")
+    host = host.strip("[]")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return None
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        return f"TCP connect to {address}: {exc}"
+    try:
+        sock.settimeout(timeout)
+        code = sock.connect_ex((host, int(port)))  # bots have IP addresses: no lookup
     except (OSError, ValueError) as exc:
         return f"TCP connect to {address}: {exc}"
+    finally:
+        sock.close()
+    return None if code == 0 else f"TCP connect to {address}: {os.strerror(code)}"
