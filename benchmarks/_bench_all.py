@@ -54,6 +54,11 @@ def parse_containerd(out: str, f: Figures) -> None:
     for label, figure, target in (
         ("pull_image vs ctr images pull", "pull of busybox + 5 x 11 MiB layers", "<= 0.7x"),
         ("container cycle vs ctr", "create+start+stop+delete cycle", "<= 0.5x"),
+        (
+            "cycle, shared shim vs ctr",
+            "the same cycle, shim_groups=1 (another bot running)",
+            "<= 0.5x",
+        ),
     ):
         m = grab(re.escape(label) + rf"\s+ours\s+{NUM} ms\s+ctr\s+{NUM} ms\s+ratio\s+{NUM}x", out)
         f.add(
@@ -196,7 +201,7 @@ BENCHES = [
     Bench("data", parse=parse_data),
     Bench("store", root=True, parse=parse_store),
     Bench("versions", root=True, parse=parse_versions),
-    Bench("density", ["--containerd"], root=True),
+    Bench("density", ["--containerd", "--shim-groups", "1"], root=True),
     Bench("scale", ["--rounds", "3"], root=True),
 ]
 

@@ -24,6 +24,9 @@ Starts a private ``docker-registry`` on 127.0.0.1 and a private containerd
    wait is timed (ours waits for the exit inside ``stop_container`` too) but
    done by polling ``/proc`` every millisecond, cheaper than any ctr call,
    so it favours ctr. Median over ``--cycles`` each, alternating.
+3. The same cycle of ours on ``ContainerdService(shim_groups=1)`` while one
+   more container of the group runs (as on a host with other bots): the
+   group's runc shim is running already, so no shim is started or reaped.
 
 Prints one line per figure: ours, ctr's, ratio (ours / ctr). ``--no-pull``
 measures the cycle only. With ``--calls`` it then runs ``--cycles`` more of
@@ -207,24 +210,41 @@ def ctr_cycle(daemon: ContainerdDaemon, service: ContainerdService, cid: str) ->
 
 def bench_cycle(
     daemon: ContainerdDaemon, args: argparse.Namespace
-) -> tuple[list[float], list[float], Profile | None]:
+) -> tuple[list[float], list[float], list[float], Profile | None]:
+    """Cycles of ours, ctr's and ours with a shared shim, in turn (rotating who goes first).
+
+    The shared-shim series runs on ``shim_groups=1`` with one resident
+    container in the group (as on a host where other bots run), so its
+    cycles find the group's shim running.
+    """
     namespace = f"bench-cycle-{uuid.uuid4().hex[:6]}"
     service = ContainerdService(daemon.socket, namespace)
+    shared = ContainerdService(daemon.socket, namespace, shim_groups=1)
     ours: list[float] = []
     theirs: list[float] = []
+    grouped: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="mcpm-bench-bb-") as tmp:
             archive = os.path.join(tmp, "busybox.tar")
             service.import_image(build_image_archive(archive, BUSYBOX_REF, [busybox_entries()]))
         our_cycle(service, "warm-ours")
         ctr_cycle(daemon, service, "warm-ctr")
+        resident = ContainerSpec(cmd=SHELL)
+        shared.create_container(
+            CreateContainerRequest(id="resident", image_ref=BUSYBOX_REF, spec=resident)
+        )
+        shared.start_container("resident")
+        series: list[tuple[list[float], Callable[[str], float]]] = [
+            (ours, lambda cid: our_cycle(service, cid)),
+            (theirs, lambda cid: ctr_cycle(daemon, service, cid)),
+            (grouped, lambda cid: our_cycle(shared, cid)),
+        ]
         for i in range(args.cycles):
-            if i % 2 == 0:
-                ours.append(our_cycle(service, f"ours-{i}"))
-                theirs.append(ctr_cycle(daemon, service, f"ctr-{i}"))
-            else:
-                theirs.append(ctr_cycle(daemon, service, f"ctr-{i}"))
-                ours.append(our_cycle(service, f"ours-{i}"))
+            for k in range(len(series)):
+                out, run = series[(i + k) % len(series)]
+                out.append(run(f"c{i}-{k}"))
+        shared.stop_container("resident", StopTaskOptions(timeout=10.0, force=True))
+        shared.delete_container("resident")
         calls = profile_cycles(service, args.cycles) if args.calls else None
         left = service.list_containers()
         if left:
@@ -236,7 +256,8 @@ def bench_cycle(
             except errors.MCPManagerError as err:
                 print(f"cleanup of {info.id} failed: {err}", file=sys.stderr)
         service.close()
-    return ours, theirs, calls
+        shared.close()
+    return ours, theirs, grouped, calls
 
 
 def _safe_list(service: ContainerdService) -> list[ContainerInfo]:
@@ -288,16 +309,19 @@ def report(name: str, ours: list[float], theirs: list[float]) -> None:
 Pulls = tuple[list[float], list[float], str]
 
 
+Cycles = tuple[list[float], list[float], list[float]]
+
+
 def run_all(
     args: argparse.Namespace,
-) -> tuple[Pulls | None, list[float], list[float], Profile | None, float]:
+) -> tuple[Pulls | None, Cycles, Profile | None, float]:
     """Start the registry (unless ``--no-pull``) and a daemon; run both figures."""
     registry = None if args.no_pull else start_registry()
     daemon = ContainerdDaemon()
     try:
         daemon.start()
         pulls = None if registry is None else bench_pull(daemon, registry, args)
-        cycle_ours, cycle_ctr, calls = bench_cycle(daemon, args)
+        cycle_ours, cycle_ctr, cycle_grouped, calls = bench_cycle(daemon, args)
         ctr_call = statistics.median(
             timed(lambda: ctr(daemon, "default", "version")) for _ in range(5)
         )
@@ -305,7 +329,7 @@ def run_all(
         daemon.teardown()
         if registry is not None:
             registry.stop()
-    return pulls, cycle_ours, cycle_ctr, calls, ctr_call
+    return pulls, (cycle_ours, cycle_ctr, cycle_grouped), calls, ctr_call
 
 
 def main() -> None:
@@ -328,7 +352,7 @@ def main() -> None:
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
         trace_log = stack.enter_context(runtime_trace()) if args.runtime_trace else None
-        pulls, cycle_ours, cycle_ctr, calls, ctr_call = run_all(args)
+        pulls, (cycle_ours, cycle_ctr, cycle_grouped), calls, ctr_call = run_all(args)
         if calls is not None and trace_log is not None:
             calls.runtime = read_trace(trace_log)
 
@@ -341,6 +365,7 @@ def main() -> None:
     if pulls is not None:
         report("pull_image vs ctr images pull", pulls[0], pulls[1])
     report("container cycle vs ctr", cycle_ours, cycle_ctr)
+    report("cycle, shared shim vs ctr", cycle_grouped, cycle_ctr)
     print(f"(one bare ctr invocation, `ctr version`: {ctr_call * 1000:.1f} ms; the cycle makes 5)")
     if args.runtime_trace:
         print("(runtime trace: each runc/shim process carries ~1 ms of wrapper; ratios inflated)")

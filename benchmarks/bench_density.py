@@ -244,6 +244,7 @@ def containerd_outer(args: argparse.Namespace) -> int:
     more = [
         *("--calls", str(args.calls)),
         *("--containerd-n", ",".join(map(str, args.containerd_n))),
+        *("--shim-groups", str(args.shim_groups)),
         *(["--json", args.json] if args.json else []),
     ]
     return rerun_inside("dens", "mcpdens0", __file__, more)
@@ -275,8 +276,7 @@ def containerd_inner(args: argparse.Namespace, figures: Figures) -> None:
     daemon = ContainerdDaemon()
     try:
         daemon.start()
-        service = ContainerdService(daemon.socket, namespace, cni_cache_dir=d.cache_dir)
-        service.import_image(agent_image_archive(os.path.join(args.dir, "agent.tar")))
+        image = agent_image_archive(os.path.join(args.dir, "agent.tar"))
         config = ManagerConfig(
             image=AGENT_REF,
             data_root=d.data_root,
@@ -284,16 +284,37 @@ def containerd_inner(args: argparse.Namespace, figures: Figures) -> None:
             cni_conf_dir=d.conf_dir,
             extra_mounts=agent_mounts(),
         )
-        print(f"containerd bots through one Manager; {args.calls} calls each; MiB per bot")
-        with Manager(service, config, owns_service=True) as manager:
-            for n in args.containerd_n:
-                containerd_round(manager, daemon, namespace, n, args.calls, figures)
+        for groups in sorted({0, args.shim_groups}):
+            service = ContainerdService(
+                daemon.socket, namespace, cni_cache_dir=d.cache_dir, shim_groups=groups
+            )
+            service.import_image(image)
+            shims = f"{groups} shared runc shims" if groups else "a runc shim per bot"
+            print(f"containerd bots through one Manager, {shims}; {args.calls} calls each")
+            with Manager(service, config, owns_service=True) as manager:
+                for n in args.containerd_n:
+                    containerd_round(manager, daemon, namespace, n, args.calls, figures, groups)
     finally:
         daemon.teardown()
 
 
+def per_bot(samples: list[Memory], bots: int) -> Memory:
+    """The memory of processes shared by ``bots`` bots, per bot (each shim counted once)."""
+    return Memory(
+        sum(s.rss for s in samples) / bots,
+        sum(s.pss for s in samples) / bots,
+        sum(s.uss for s in samples) / bots,
+    )
+
+
 def containerd_round(
-    manager: object, daemon: object, namespace: str, n: int, count: int, figures: Figures
+    manager: object,
+    daemon: object,
+    namespace: str,
+    n: int,
+    count: int,
+    figures: Figures,
+    groups: int = 0,
 ) -> None:
     from mcpmanager import Manager
 
@@ -304,23 +325,31 @@ def containerd_round(
     try:
         pids = task_pids(daemon, namespace)
         agents_ = [pids[manager.container_id(b)] for b in bots]
-        shims = [parent_pid(p) for p in agents_]
-        idle, shim_idle = mean(settle(agents_)), mean(settle(shims))
+        shims = sorted({parent_pid(p) for p in agents_})
+        idle, shim_idle = mean(settle(agents_)), per_bot(settle(shims), n)
 
         def one(bot: str) -> None:
             calls(manager.client(bot), count)
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, bots))
-        busy, shim_busy = mean(settle(agents_)), mean(settle(shims))
+        busy, shim_busy = mean(settle(agents_)), per_bot(settle(shims), n)
     finally:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(manager.delete, bots))
-    print(f"N={n}:")
+    print(f"N={n} ({len(shims)} shim processes; shim figures are their sum / N):")
     print(f"  {'agent idle':28s} {fmt(idle)}")
     print(f"  {'shim idle':28s} {fmt(shim_idle)}")
     print(f"  {f'agent after {count} calls':28s} {fmt(busy)}")
     print(f"  {f'shim after {count} calls':28s} {fmt(shim_busy)}")
+    if groups:
+        figures.add(
+            f"containerd: runc shim USS per bot, {n} bots, shim_groups={groups}",
+            shim_busy.uss,
+            "MiB",
+            f"PSS {shim_busy.pss:.1f}, RSS {shim_busy.rss:.1f}",
+        )
+        return
     figures.add(
         f"containerd: agent USS after {count} calls, {n} bots",
         busy.uss,
@@ -356,6 +385,9 @@ def main() -> int:
     p.add_argument("--no-compile", action="store_true", help="do not byte-compile mcpmanager first")
     p.add_argument("--containerd", action="store_true", help="also bots on containerd (root)")
     p.add_argument("--containerd-n", type=sizes, default=[1, 10])
+    p.add_argument(
+        "--shim-groups", type=int, default=0, help="also measure bots sharing N runc shims"
+    )
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     add_json_argument(p)

@@ -20,6 +20,7 @@ from ..types import ContainerSpec, ResourceLimits
 
 __all__ = [
     "CPU_PERIOD_US",
+    "SHIM_GROUP_ANNOTATION",
     "SPEC_TYPE_URL",
     "apply_limits",
     "build_spec",
@@ -30,6 +31,9 @@ __all__ = [
 
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 """Type URL containerd and ctr expect for a JSON runtime spec."""
+
+SHIM_GROUP_ANNOTATION = "io.containerd.runc.v2.group"
+"""The spec annotation by which containerd's runc shim serves containers of one group together."""
 
 OCI_VERSION = "1.0.2-dev"
 CPU_PERIOD_US = 100_000
@@ -197,15 +201,21 @@ def apply_limits(resources: dict[str, Any], limits: ResourceLimits | None) -> No
 
 
 def build_spec(
-    namespace: str, container_id: str, image_config: Mapping[str, Any], cs: ContainerSpec
+    namespace: str,
+    container_id: str,
+    image_config: Mapping[str, Any],
+    cs: ContainerSpec,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The full runtime spec: defaults, then the image config, then ``cs``."""
+    """The full runtime spec: defaults, then the image config, then ``cs`` (and ``annotations``)."""
     if not image_config.get("config") and not cs.cmd:
         raise errors.InvalidArgument(f"container {container_id}: image has no config and no cmd")
     spec = default_spec(namespace, container_id)
     _apply_image_config(spec, image_config, ())
     _apply_container_spec(spec, cs)
     apply_limits(spec["linux"]["resources"], cs.limits)
+    if annotations:
+        spec["annotations"] = {**spec.get("annotations", {}), **annotations}
     if not spec["process"]["args"]:
         raise errors.InvalidArgument(f"container {container_id}: no command to run")
     return spec
