@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 
 from .. import errors
 from .._log import get_logger
@@ -71,16 +72,7 @@ def start_task(conn: Connection, record: containers_pb2.Container) -> None:
     """
     cid = record.id
     rootfs = mounts(conn, record.snapshotter, record.snapshot_key)
-    if not _create(conn, cid, rootfs):
-        existing = get_task(conn, cid)
-        if existing.status == TaskStatus.STOPPED:
-            _delete(conn, cid)
-            if not _create(conn, cid, rootfs):
-                raise errors.AlreadyExists(f"container {cid} got a new task meanwhile")
-        elif existing.status != TaskStatus.CREATED:
-            raise errors.AlreadyExists(
-                f"container {cid} already has a {existing.status.value} task"
-            )
+    _create_or_reuse(conn, cid, rootfs)
     try:
         conn.unary(
             conn.tasks.Start,
@@ -92,6 +84,40 @@ def start_task(conn: Connection, record: containers_pb2.Container) -> None:
         with contextlib.suppress(errors.MCPManagerError):
             _delete(conn, cid)
         raise
+
+
+# How long a create waits for the daemon to clear away a task whose shim died
+# (it answers NotFound to Get at once, but AlreadyExists to Create for ~0.2 s).
+_CLEARING_WAIT = 10.0
+
+
+def _create_or_reuse(conn: Connection, cid: str, rootfs: list[mount_pb2.Mount]) -> None:
+    """Create the task; replace a stopped (or shim-less) one; leave a created one be."""
+    deadline = time.monotonic() + _CLEARING_WAIT
+    pause = 0.005
+    while True:
+        if _create(conn, cid, rootfs):
+            return
+        try:
+            existing = get_task(conn, cid)
+        except errors.NotFound:
+            existing = None  # being cleared away by the daemon: ask again shortly
+        if existing is not None:
+            if existing.status == TaskStatus.CREATED:
+                return
+            if existing.status not in (TaskStatus.STOPPED, TaskStatus.UNKNOWN):
+                raise errors.AlreadyExists(
+                    f"container {cid} already has a {existing.status.value} task"
+                )
+            with contextlib.suppress(errors.NotFound):
+                _delete(conn, cid)
+        if time.monotonic() > deadline:
+            raise errors.AlreadyExists(
+                f"container {cid}: an old task is still in the way after {_CLEARING_WAIT:g}s"
+            )
+        if existing is None:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 def _create(conn: Connection, cid: str, rootfs: list[mount_pb2.Mount]) -> bool:

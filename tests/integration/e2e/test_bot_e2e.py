@@ -12,6 +12,7 @@ import io
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -23,7 +24,9 @@ import pytest
 from mcpmanager import Manager, ManagerConfig
 from mcpmanager.client import Client
 from mcpmanager.containerd import ContainerdService
+from mcpmanager.types import TaskStatus
 from tests.harness.archives import tgz
+from tests.harness.common import wait_for
 from tests.harness.containerd import ContainerdDaemon
 from tests.harness.e2e import (
     AGENT_REF,
@@ -170,6 +173,32 @@ def test_delete_leaves_no_veth_allocation_or_cache_entry(world: World) -> None:
     world.manager.delete(BOT)
     assert world.manager.list_bots() == []
     assert world.manager.container_ip(BOT) == ""
+    assert world.dir.allocations() == []
+    assert world.dir.cache_entries() == []
+    assert veths() == []
+
+
+def test_a_bot_on_a_shared_shim_comes_back_after_the_shim_dies(world: World) -> None:
+    service = ContainerdService(
+        world.socket, world.namespace, cni_cache_dir=world.dir.cache_dir, shim_groups=1
+    )
+    bot = "grouped"
+    with Manager(service, world.manager.config, owns_service=True) as manager:
+        try:
+            manager.start(bot)
+            cid = manager.container_id(bot)
+            with open(f"/proc/{service.get_task_info(cid).pid}/stat") as f:
+                shim = int(f.read().rsplit(")", 1)[1].split()[1])
+            os.kill(shim, signal.SIGKILL)
+            wait_for(
+                lambda: manager.status(bot).status is not TaskStatus.RUNNING,
+                timeout=30,
+                what="the bot to be seen stopped",
+            )
+            manager.start(bot)
+            assert manager.client(bot).exec("echo back").stdout == "back\n"
+        finally:
+            manager.delete(bot)
     assert world.dir.allocations() == []
     assert world.dir.cache_entries() == []
     assert veths() == []
