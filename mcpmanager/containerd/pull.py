@@ -79,8 +79,6 @@ and the unpacking needs the same CPUs. On two cores, three streams finished
 the whole pull later than two (median over 21 runs each, benchmarks/bench_pull.py).
 """
 
-"""Snapshotter used when :class:`PullImageOptions` names none."""
-
 _MAX_METADATA = 8 << 20
 _GC_CONTENT = "containerd.io/gc.ref.content."
 _SOURCE_LABEL = "containerd.io/distribution.source."
