@@ -371,12 +371,18 @@ def test_refused_task_delete_leaves_the_task_running(
     assert task_status(containerd_service, cid) == TaskStatus.RUNNING
 
 
+def stopped_container(service: ContainerdService, new_container: NewContainer) -> str:
+    """A container whose task was started, then killed: a stopped task is left."""
+    cid = new_container(STUBBORN)
+    service.start_container(cid)
+    service.stop_container(cid, StopTaskOptions(timeout=0.2, force=True))
+    return cid
+
+
 def test_force_delete_of_a_stopped_task(
     containerd_service: ContainerdService, new_container: NewContainer
 ) -> None:
-    cid = new_container(STUBBORN)
-    containerd_service.start_container(cid)
-    containerd_service.stop_container(cid, StopTaskOptions(timeout=0.2, force=True))
+    cid = stopped_container(containerd_service, new_container)
     assert task_status(containerd_service, cid) == TaskStatus.STOPPED
     containerd_service.delete_task(cid, DeleteTaskOptions(force=True))  # nothing left to kill
     with pytest.raises(errors.NotFound):
@@ -388,9 +394,7 @@ def test_force_delete_of_a_stopped_task(
 def test_delete_container_removes_a_stopped_task(
     containerd_service: ContainerdService, new_container: NewContainer
 ) -> None:
-    cid = new_container(STUBBORN)
-    containerd_service.start_container(cid)
-    containerd_service.stop_container(cid, StopTaskOptions(timeout=0.2, force=True))
+    cid = stopped_container(containerd_service, new_container)
     containerd_service.delete_container(cid)
     with pytest.raises(errors.NotFound):
         containerd_service.get_container(cid)
