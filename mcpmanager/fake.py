@@ -154,7 +154,8 @@ class FakeContainerService:
     by :meth:`close`, when None). With ``agents=True`` every running container
     with a network gets a real agent on its loopback IP and port 9090, rooted at
     its snapshot directory (file calls stay inside it; ``exec`` runs commands
-    on the host, in that directory, with no sandbox). Thread-safe.
+    confined to it with bubblewrap where the machine allows, else on the host
+    in that directory, with a warning). Thread-safe.
     """
 
     def __init__(self, *, root: str | os.PathLike[str] | None = None, agents: bool = False) -> None:
