@@ -16,12 +16,10 @@ import hashlib
 import itertools
 import os
 import shutil
-import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
 
 import attrs
@@ -29,6 +27,7 @@ import attrs
 from . import errors, identifiers, taskfilter
 from ._fake_addresses import ADDRESSES
 from ._fake_registry import SimulatedRegistry, read_archive_index
+from ._fake_snapshots import SnapshotTree, now, tree_bytes
 from ._log import get_logger
 from .naming import DEFAULT_SNAPSHOTTER
 from .refs import name_candidates, normalize_name
@@ -75,27 +74,6 @@ class _Agent(Protocol):
 
 
 @attrs.define
-class _Snapshot:
-    name: str
-    parent: str
-    kind: str
-    path: str
-    labels: dict[str, str]
-    created: datetime
-    updated: datetime
-
-    def info(self) -> SnapshotInfo:
-        return SnapshotInfo(
-            name=self.name,
-            parent=self.parent,
-            kind=self.kind,
-            created=self.created,
-            updated=self.updated,
-            labels=self.labels,
-        )
-
-
-@attrs.define
 class _Task:
     pid: int
     status: TaskStatus
@@ -116,10 +94,6 @@ class Usage:
 class _Fault:
     error: BaseException | type[BaseException]
     remaining: int
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _require(value: str, what: str) -> None:
@@ -169,13 +143,12 @@ class FakeContainerService:
         self._containers: dict[str, ContainerInfo] = {}
         self._specs: dict[str, CreateContainerRequest] = {}
         self._tasks: dict[str, _Task] = {}
-        self._snapshots: dict[str, dict[str, _Snapshot]] = {}
+        self._snaps = SnapshotTree(self._root)
         self._ips: dict[str, str] = {}
         self._agents: dict[str, _Agent] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._usage: dict[str, Usage] = {}
         self._pids = itertools.count(4000)
-        self._dirs = itertools.count(1)
         self._closed = False
         self.calls: list[Call] = []
         """Every protocol call made, in order."""
@@ -233,7 +206,7 @@ class FakeContainerService:
 
     def snapshot_path(self, snapshotter: str, key: str) -> str:
         """The directory holding snapshot ``key``'s files (NotFound if it does not exist)."""
-        return self._snapshot(snapshotter, key).path
+        return self._snaps.get(snapshotter, key).path
 
     def set_usage(self, container_id: str, usage: Usage) -> None:
         """Make the container's task report ``usage`` (capped by its limits) from now on."""
@@ -339,9 +312,8 @@ class FakeContainerService:
     def _image_rootfs(self, snapshotter: str, image: ImageInfo) -> str:
         """Committed snapshot standing for the unpacked image (empty /data tree)."""
         key = "sha256:" + hashlib.sha256(image.id.encode()).hexdigest()
-        snaps = self._snapshots.setdefault(snapshotter, {})
-        if key not in snaps:
-            snap = self._new_snapshot(snapshotter, key, parent="", kind="committed")
+        if not self._snaps.has(snapshotter, key):
+            snap = self._snaps.new(snapshotter, key, parent="", kind="committed")
             for sub in ("data", "etc", "tmp"):
                 os.makedirs(os.path.join(snap.path, sub), exist_ok=True)
         return key
@@ -361,14 +333,14 @@ class FakeContainerService:
         snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
         with self._lock:
             self._check_new_container(req.id)
-            if req.id in self._snapshots.get(snapshotter, {}):
+            if self._snaps.has(snapshotter, req.id):
                 raise errors.AlreadyExists(
                     f"snapshot {req.id} already exists in {snapshotter}; "
                     "it may hold an earlier container's data and is left untouched"
                 )
             image = self._image_for(req.image_ref, snapshotter)
             parent = self._image_rootfs(snapshotter, image)
-            self._new_snapshot(snapshotter, req.id, parent=parent, kind="active")
+            self._snaps.new(snapshotter, req.id, parent=parent, kind="active")
             return self._add_container(req, image, snapshotter, req.id)
 
     @_operation
@@ -385,7 +357,7 @@ class FakeContainerService:
         snapshotter = req.snapshotter or DEFAULT_SNAPSHOTTER
         with self._lock:
             self._check_new_container(req.id)
-            snap = self._snapshot(snapshotter, req.snapshot_id)
+            snap = self._snaps.get(snapshotter, req.snapshot_id)
             if snap.kind != "active":
                 raise errors.FailedPrecondition(
                     f"snapshot {req.snapshot_id} is {snap.kind}; a container needs an active one"
@@ -400,7 +372,7 @@ class FakeContainerService:
     def _add_container(
         self, req: CreateContainerRequest, image: ImageInfo, snapshotter: str, key: str
     ) -> ContainerInfo:
-        now = _now()
+        stamp = now()
         info = ContainerInfo(
             id=req.id,
             image=image.name,
@@ -408,8 +380,8 @@ class FakeContainerService:
             snapshotter=snapshotter,
             snapshot_key=key,
             runtime=RUNTIME,
-            created_at=now,
-            updated_at=now,
+            created_at=stamp,
+            updated_at=stamp,
         )
         self._containers[req.id] = info
         self._specs[req.id] = req
@@ -462,7 +434,7 @@ class FakeContainerService:
             del self._containers[id]
             del self._specs[id]
             if opts.cleanup_snapshot:
-                self._remove_snapshot(info.snapshotter, info.snapshot_key)
+                self._snaps.drop(info.snapshotter, info.snapshot_key)
         if agent is not None:
             agent.stop(0)
 
@@ -556,7 +528,7 @@ class FakeContainerService:
                 ip = ADDRESSES.allocate()
                 self._ips[req.container_id] = ip
             if self._agents_enabled and req.container_id not in self._agents:
-                path = self._snapshot(info.snapshotter, info.snapshot_key).path
+                path = self._snaps.get(info.snapshotter, info.snapshot_key).path
                 self._agents[req.container_id] = _start_agent(path, ip)
         return NetworkResult(ip=ip)
 
@@ -583,29 +555,6 @@ class FakeContainerService:
 
     # -- snapshots -----------------------------------------------------------
 
-    def _snapshot(self, snapshotter: str, key: str) -> _Snapshot:
-        _require(key, "snapshot key")
-        try:
-            return self._snapshots[snapshotter or DEFAULT_SNAPSHOTTER][key]
-        except KeyError:
-            raise errors.NotFound(f"snapshot {key} not found in {snapshotter}") from None
-
-    def _new_snapshot(self, snapshotter: str, key: str, parent: str, kind: str) -> _Snapshot:
-        path = os.path.join(self._root, "snapshots", str(next(self._dirs)))
-        if parent:
-            shutil.copytree(self._snapshot(snapshotter, parent).path, path, symlinks=True)
-        else:
-            os.makedirs(path)
-        now = _now()
-        snap = _Snapshot(key, parent, kind, path, {}, now, now)
-        self._snapshots.setdefault(snapshotter, {})[key] = snap
-        return snap
-
-    def _remove_snapshot(self, snapshotter: str, key: str) -> None:
-        snap = self._snapshots.get(snapshotter, {}).pop(key, None)
-        if snap is not None:
-            shutil.rmtree(snap.path, ignore_errors=True)
-
     @_operation
     def commit_snapshot(
         self, snapshotter: str, name: str, key: str, labels: dict[str, str] | None = None
@@ -614,24 +563,14 @@ class FakeContainerService:
         _require(snapshotter, "snapshotter")
         _require(name, "snapshot name")
         with self._lock:
-            snap = self._snapshot(snapshotter, key)
-            if snap.kind != "active":
-                raise errors.FailedPrecondition(f"snapshot {key} is {snap.kind}, not active")
-            snaps = self._snapshots[snapshotter]
-            if name in snaps:
-                raise errors.AlreadyExists(f"snapshot {name} already exists in {snapshotter}")
-            del snaps[key]
-            snap.name, snap.kind, snap.updated = name, "committed", _now()
-            snap.labels = dict(labels or {})
-            snaps[name] = snap
+            self._snaps.commit(snapshotter, name, key, labels or {})
 
     @_operation
     def list_snapshots(self, snapshotter: str, prefix: str = "") -> list[SnapshotInfo]:
         """Return the snapshots of ``snapshotter`` (named ``prefix...``, if given)."""
         _require(snapshotter, "snapshotter")
         with self._lock:
-            snaps = self._snapshots.get(snapshotter, {})
-            return [s.info() for name, s in snaps.items() if name.startswith(prefix)]
+            return self._snaps.listing(snapshotter, prefix)
 
     @_operation
     def prepare_snapshot(
@@ -642,25 +581,15 @@ class FakeContainerService:
         _require(key, "snapshot key")
         _require(parent, "parent snapshot")
         with self._lock:
-            if key in self._snapshots.get(snapshotter, {}):
-                raise errors.AlreadyExists(f"snapshot {key} already exists in {snapshotter}")
-            if self._snapshot(snapshotter, parent).kind != "committed":
-                raise errors.InvalidArgument(f"parent snapshot {parent} is not committed")
-            snap = self._new_snapshot(snapshotter, key, parent=parent, kind="active")
-            snap.labels = dict(labels or {})
+            self._snaps.prepare(snapshotter, key, parent, labels or {})
 
     @_operation
     def remove_snapshot(self, snapshotter: str, key: str) -> None:
         """Remove a snapshot that no other snapshot and no container is built on."""
         _require(snapshotter, "snapshotter")
         with self._lock:
-            self._snapshot(snapshotter, key)
-            if any(s.parent == key for s in self._snapshots[snapshotter].values()):
-                raise errors.FailedPrecondition(f"snapshot {key} has children; remove them first")
             users = [c.id for c in self._containers.values() if c.snapshot_key == key]
-            if users:
-                raise errors.FailedPrecondition(f"snapshot {key} is used by container {users[0]}")
-            self._remove_snapshot(snapshotter, key)
+            self._snaps.remove(snapshotter, key, users)
 
     @_operation
     def snapshot_mounts(self, snapshotter: str, key: str) -> list[MountInfo]:
@@ -669,7 +598,7 @@ class FakeContainerService:
         with self._lock:
             if not self.mounts_supported:
                 raise errors.NotSupported("this backend cannot mount snapshots")
-            snap = self._snapshot(snapshotter, key)
+            snap = self._snaps.get(snapshotter, key)
             return [MountInfo(type="bind", source=snap.path, options=("rbind", "rw"))]
 
     # -- resources -----------------------------------------------------------
@@ -678,7 +607,7 @@ class FakeContainerService:
     def set_container_labels(self, id: str, labels: dict[str, str]) -> ContainerInfo:
         """Replace the container's labels."""
         with self._lock:
-            info = attrs.evolve(self._container(id), labels=dict(labels), updated_at=_now())
+            info = attrs.evolve(self._container(id), labels=dict(labels), updated_at=now())
             self._containers[id] = info
             self._specs[id] = attrs.evolve(self._specs[id], labels=dict(labels))
             return info
@@ -739,8 +668,8 @@ class FakeContainerService:
         """The bytes of the regular files in the snapshot's directory (symlinks not followed)."""
         _require(snapshotter, "snapshotter")
         with self._lock:
-            path = self._snapshot(snapshotter, key).path
-        return _tree_bytes(path)
+            path = self._snaps.get(snapshotter, key).path
+        return tree_bytes(path)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -766,20 +695,6 @@ class FakeContainerService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _tree_bytes(path: str) -> int:
-    """The apparent size of every regular file under ``path``, never following a link."""
-    total = 0
-    for parent, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(parent, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
-    return total
 
 
 def _start_agent(root: str, ip: str) -> _Agent:
