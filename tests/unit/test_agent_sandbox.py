@@ -106,7 +106,7 @@ def test_the_fake_confines_its_agents(tmp_path: Path, outside: Path) -> None:
         assert client.exec("pwd").stdout == "/data\n"
         assert client.exec("ls /data").stdout == "hello.txt\n"
         assert client.exec("echo w > /data/x").exit_code == 0
-        snap = fake._snapshot("", fake.get_container("mcp-b").snapshot_key).path
+        snap = fake.snapshot_path("", fake.get_container("mcp-b").snapshot_key)
         assert Path(snap, "data", "x").read_text() == "w\n"
         client.exec(f"echo planted > {outside}/planted")
         assert not (outside / "planted").exists()
