@@ -162,6 +162,12 @@ def parse_store(out: str, f: Figures) -> None:
             f"p95 {num(m[3]):.1f} ms; get_version {num(m[4]):.2f} ms",
             "< 20 ms",
         )
+    for name, m in zip(
+        ("sqlite", "postgres"),
+        re.findall(rf"Manager\.list_versions .* median {NUM} ms", out),
+        strict=False,
+    ):
+        f.add(f"Manager.list_versions of the same, {name}", num(m), "ms", "", "< 20 ms")
 
 
 def parse_versions(out: str, f: Figures) -> None:

@@ -365,7 +365,7 @@ class Manager:
         store = self._require_store(bot_id)
         with doing(f"bot {bot_id}: list versions"):
             records = store.list_versions(self.container_id(bot_id))
-            return VersionList(VersionInfo.of(r) for r in records)
+            return VersionList(versions.infos(records))
 
     @bot_operation
     def version_snapshot_name(self, bot_id: str, version: int) -> str:

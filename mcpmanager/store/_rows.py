@@ -1,11 +1,9 @@
 """Build store records from the result rows of the shared statements in ``_sql``.
 
 One record goes through its attrs constructor. ``versions`` builds many
-``VersionRecord`` at once without it: a frozen attrs class stores each field
-through ``object.__setattr__`` looked up per instance, which is most of the
-cost of listing 10,000 versions. The rows come from our own tables and
-statements, so there is nothing to check; the records are the same objects
-the constructor makes (same class, slots, equality, hash and repr; tests
+``VersionRecord`` at once with the slot setters of :mod:`mcpmanager._records`:
+the rows come from our own tables and statements, so there is nothing to
+check, and the records are the same objects the constructor makes (tests
 compare the two on both stores).
 """
 
@@ -15,34 +13,15 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
-
+from mcpmanager._records import slot_setters
 from mcpmanager.store._values import decode_payload
 from mcpmanager.store.base import ContainerRecord, EventRecord, SnapshotRecord, VersionRecord
 
 Row = Sequence[Any]
 ToTime = Callable[[Any], datetime]
-Setter = Callable[[object, object], None]
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Setter, ...]:
-    """The slot descriptors' setters of ``cls`` for ``names``: the fields, and nothing else.
-
-    Fails at import if ``cls`` stops being a plain slotted attrs class (a new
-    field, a cached hash, a validator or converter, a post-init hook), so the
-    fast path cannot silently build records the constructor would not.
-    """
-    fields = attrs.fields(cls)
-    own = {name for name in getattr(cls, "__slots__", ()) if name != "__weakref__"}
-    plain = all(f.validator is None and f.converter is None for f in fields)
-    if tuple(f.name for f in fields) != names or own != set(names) or not plain:
-        raise TypeError(f"{cls.__name__} is no longer a plain slotted record of {names}")
-    if hasattr(cls, "__attrs_post_init__"):
-        raise TypeError(f"{cls.__name__} has a post-init hook: build it with its constructor")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-_VERSION_SETTERS = _slot_setters(
+_VERSION_SETTERS = slot_setters(
     VersionRecord,
     (
         "id", "container_id", "version", "runtime_snapshot_name", "display_name", "source",

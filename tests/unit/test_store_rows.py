@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
+from mcpmanager._records import slot_setters
 from mcpmanager.store import VersionRecord, _rows
 
 CID = "mcp-bot1"
@@ -77,7 +78,7 @@ class _NotSlotted:
 
 
 def test_slot_setters_of_a_plain_record() -> None:
-    set_a, set_b = _rows._slot_setters(_Plain, ("a", "b"))
+    set_a, set_b = slot_setters(_Plain, ("a", "b"))
     rec = object.__new__(_Plain)
     set_a(rec, "x")
     set_b(rec, 1)
@@ -98,4 +99,4 @@ def test_slot_setters_refuse_records_the_fast_path_would_get_wrong(
     cls: type[Any], names: tuple[str, ...]
 ) -> None:
     with pytest.raises(TypeError):
-        _rows._slot_setters(cls, names)
+        slot_setters(cls, names)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import _thread
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from mcpmanager import FakeContainerService, Manager, errors, naming
+from mcpmanager import FakeContainerService, Manager, errors, naming, versions
 from mcpmanager._worker import run_to_completion
-from mcpmanager.store import PostgresStore, SQLiteStore, VersionStore
+from mcpmanager.store import PostgresStore, SQLiteStore, VersionRecord, VersionStore
 from mcpmanager.types import DeleteContainerOptions, TaskStatus
+from mcpmanager.versions import VersionInfo
 from tests.fakes import make_manager
 
 
@@ -316,3 +319,28 @@ def test_worker_threads_keep_the_bot_context() -> None:
         seen = run_to_completion(current_bot, "ctx-test")
     assert seen == "ctx-bot"
     assert current_bot() == ""
+
+
+def test_infos_are_the_views_of_makes_one_by_one() -> None:
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    records = [
+        VersionRecord(
+            id=f"id-{n}",
+            container_id="mcp-b",
+            version=n,
+            runtime_snapshot_name=f"mcp-b-v{n}",
+            display_name=display,
+            source="pre_exec",
+            created_at=at,
+        )
+        for n, display in [(1, ""), (2, "  before upgrade "), (3, "x")]
+    ]
+    built = versions.infos(records)
+    one_by_one = [VersionInfo.of(r) for r in records]
+    assert built == one_by_one
+    assert [repr(b) for b in built] == [repr(o) for o in one_by_one]
+    assert [hash(b) for b in built] == [hash(o) for o in one_by_one]
+    assert [b.snapshot_name for b in built] == ["Version 1", "before upgrade", "x"]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built[0].version = 9  # type: ignore[misc]
+    assert versions.infos([]) == []
