@@ -307,16 +307,23 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+def _span(data: bytes, pos: int) -> tuple[int, int]:
+    """``(start, end)`` of the length-delimited value whose length is at ``pos``."""
+    size, start = _read_varint(data, pos)
+    end = start + size
+    if end > len(data):
+        raise DecodeError("truncated field")
+    return start, end
+
+
 def _skip(data: bytes, pos: int, wire_type: int) -> int:
     if wire_type == _VARINT:
         return _read_varint(data, pos)[1]
     if wire_type == _LENGTH:
-        size, pos = _read_varint(data, pos)
-        end = pos + size
-    elif wire_type in (_FIXED64, _FIXED32):
-        end = pos + (8 if wire_type == _FIXED64 else 4)
-    else:
+        return _span(data, pos)[1]
+    if wire_type not in (_FIXED64, _FIXED32):
         raise DecodeError(f"unsupported wire type {wire_type}")
+    end = pos + (8 if wire_type == _FIXED64 else 4)
     if end > len(data):
         raise DecodeError("truncated field")
     return end
@@ -363,10 +370,7 @@ def decode(cls: type[M], data: bytes) -> M:
             raw, pos = _read_varint(data, pos)
             values[number - 1] = _scalar(kind, raw)
             continue
-        size, start = _read_varint(data, pos)
-        end = start + size
-        if end > len(data):
-            raise DecodeError(f"field {number} of {cls.__name__} is truncated")
+        start, end = _span(data, pos)
         value = _length_value(kind, data[start:end])
         if kind == REPEATED_STRING or kind[0] == "repeated":
             repeated.setdefault(number, []).append(value)
