@@ -331,6 +331,21 @@ class Connection:
         finally:
             self._drop_lease(lease_id)
 
+    def hold(self, resource_id: str, kind: str, what: str) -> None:
+        """Add a resource (``kind`` "content" or "snapshots/<snapshotter>") to our lease.
+
+        Keeps something that exists already from the garbage collector until
+        the lease ends; without a lease it does nothing.
+        """
+        if not self.lease_id:
+            return
+        resource = leases_pb2.Resource(id=resource_id, type=kind)
+        self.unary(
+            self.leases.AddResource,
+            leases_pb2.AddResourceRequest(id=self.lease_id, resource=resource),
+            what=what,
+        )
+
     def _drop_lease(self, lease_id: str) -> None:
         try:
             self.unary(

@@ -19,7 +19,7 @@ from .. import errors
 from .._log import get_logger
 from ._conn import Connection
 from ._errors import from_rpc_error
-from .api import content_pb2, leases_pb2
+from .api import content_pb2
 
 __all__ = ["CHUNK_SIZE", "blob_exists", "read_blob", "set_blob_labels", "write_blob"]
 
@@ -120,7 +120,7 @@ def write_blob(
     except errors.AlreadyExists:
         if requests.error is None:
             # Stored meanwhile by someone else: hold it as if we had written it.
-            _lease_blob(conn, digest)
+            conn.hold(digest, "content", f"lease blob {digest}")
             if labels:
                 set_blob_labels(conn, digest, labels)
             return
@@ -144,17 +144,6 @@ def _upload(conn: Connection, requests: _Requests, what: str) -> None:
         raise from_rpc_error(err, what) from None
     finally:
         call.cancel()  # no-op once the call is over; stops the request thread otherwise
-
-
-def _lease_blob(conn: Connection, digest: str) -> None:
-    if conn.lease_id:
-        conn.unary(
-            conn.leases.AddResource,
-            leases_pb2.AddResourceRequest(
-                id=conn.lease_id, resource=leases_pb2.Resource(id=digest, type="content")
-            ),
-            what=f"lease blob {digest}",
-        )
 
 
 def _abort(conn: Connection, ref: str) -> None:

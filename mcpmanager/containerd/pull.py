@@ -44,7 +44,7 @@ from ..oci import (
 from ..refs import Reference, parse_reference
 from ..types import ImageInfo, PullImageOptions, PullProgress
 from ._conn import Connection
-from .api import content_pb2, leases_pb2
+from .api import content_pb2
 from .content import CHUNK_SIZE, read_blob, set_blob_labels, write_blob
 from .images import put_image, to_image_info
 from .registry import RegistryClient
@@ -373,12 +373,7 @@ def _present(conn: Connection, digest: str) -> Mapping[str, str] | None:
     """
     if _info(conn, digest) is None:
         return None
-    resource = leases_pb2.Resource(id=digest, type="content")
-    conn.unary(
-        conn.leases.AddResource,
-        leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
-        what=f"lease blob {digest}",
-    )
+    conn.hold(digest, "content", f"lease blob {digest}")
     info = _info(conn, digest)
     return None if info is None else dict(info.labels)
 

@@ -20,7 +20,7 @@ from .. import errors
 from .._log import get_logger
 from . import snapshots
 from ._conn import Connection
-from .api import descriptor_pb2, diff_pb2, leases_pb2
+from .api import descriptor_pb2, diff_pb2
 from .content import set_blob_labels
 from .images import chain_ids
 
@@ -185,14 +185,9 @@ def apply_layer(conn: Connection, snapshotter: str, step: LayerStep) -> None:
 
 def _lease_snapshot(conn: Connection, snapshotter: str, chain_id: str) -> None:
     """Hold an existing layer snapshot in ``conn``'s lease (GC may not take it meanwhile)."""
-    if not conn.lease_id:
-        return
-    resource = leases_pb2.Resource(id=chain_id, type=f"snapshots/{snapshotter}")
     with contextlib.suppress(errors.NotFound):
-        conn.unary(
-            conn.leases.AddResource,
-            leases_pb2.AddResourceRequest(id=conn.lease_id, resource=resource),
-            what=f"lease snapshot {chain_id!r} in {snapshotter}",
+        conn.hold(
+            chain_id, f"snapshots/{snapshotter}", f"lease snapshot {chain_id!r} in {snapshotter}"
         )
 
 
