@@ -20,14 +20,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, NamedTuple, ParamSpec, Protocol, TypeVar
+from typing import Any, BinaryIO, ParamSpec, Protocol, TypeVar
 
 import attrs
 
 from . import errors, identifiers, taskfilter
 from ._fake_addresses import ADDRESSES
+from ._fake_calls import Call, CallLog
 from ._fake_registry import SimulatedRegistry, read_archive_index
 from ._fake_snapshots import SnapshotTree, now, tree_bytes
+from ._fake_usage import Usage, metrics
 from ._log import get_logger
 from .naming import DEFAULT_SNAPSHOTTER
 from .refs import name_candidates, normalize_name
@@ -61,14 +63,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Call(NamedTuple):
-    """One recorded protocol call: method name, positional and keyword arguments."""
-
-    method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-
-
 class _Agent(Protocol):
     def stop(self, grace: float | None = ...) -> None: ...
 
@@ -79,21 +73,6 @@ class _Task:
     status: TaskStatus
     exit_code: int = 0
     started_ns: int = attrs.field(factory=time.monotonic_ns)
-
-
-@attrs.frozen
-class Usage:
-    """What a fake task pretends to use (see :meth:`FakeContainerService.set_usage`)."""
-
-    cpu_percent: float = 1.0
-    memory_bytes: int = 32 * 1024 * 1024
-    pids: int = 3
-
-
-@attrs.define
-class _Fault:
-    error: BaseException | type[BaseException]
-    remaining: int
 
 
 def _require(value: str, what: str) -> None:
@@ -146,11 +125,11 @@ class FakeContainerService:
         self._snaps = SnapshotTree(self._root)
         self._ips: dict[str, str] = {}
         self._agents: dict[str, _Agent] = {}
-        self._faults: dict[str, list[_Fault]] = {}
+        self._log = CallLog()
         self._usage: dict[str, Usage] = {}
         self._pids = itertools.count(4000)
         self._closed = False
-        self.calls: list[Call] = []
+        self.calls: list[Call] = self._log.calls
         """Every protocol call made, in order."""
         self.mounts_supported = True
         """When False, :meth:`snapshot_mounts` raises NotSupported (like a VM backend)."""
@@ -176,10 +155,8 @@ class FakeContainerService:
         """
         if not callable(getattr(self, method, None)) or method.startswith("_"):
             raise errors.InvalidArgument(f"FakeContainerService has no method {method!r}")
-        if times < 1:
-            raise errors.InvalidArgument("times must be at least 1")
         with self._lock:
-            self._faults.setdefault(method, []).append(_Fault(error, times))
+            self._log.fail(method, error, times)
 
     @property
     def remote_unreachable(self) -> bool:
@@ -215,20 +192,12 @@ class FakeContainerService:
 
     def count(self, method: str) -> int:
         """How many times ``method`` has been called."""
-        return sum(1 for c in self.calls if c.method == method)
+        with self._lock:
+            return self._log.count(method)
 
     def _enter(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         with self._lock:
-            self.calls.append(Call(method, args, kwargs))
-            queue = self._faults.get(method)
-            if not queue:
-                return
-            fault = queue[0]
-            fault.remaining -= 1
-            if fault.remaining == 0:
-                queue.pop(0)
-            error = fault.error
-        raise error
+            self._log.enter(method, args, kwargs)
 
     # -- images --------------------------------------------------------------
 
@@ -647,21 +616,7 @@ class FakeContainerService:
             limits = self._specs[id].spec.limits or ResourceLimits()
             usage = self._usage.get(id, Usage())
             started = task.started_ns
-        percent = usage.cpu_percent
-        if limits.cpu_millicores:
-            percent = min(percent, limits.cpu_millicores / 10)
-        memory, pids = usage.memory_bytes, usage.pids
-        if limits.memory_bytes:
-            memory = min(memory, limits.memory_bytes)
-        if limits.pids:
-            pids = min(pids, limits.pids)
-        return TaskMetrics(
-            cpu_usage_ns=int((time.monotonic_ns() - started) * percent / 100),
-            memory_bytes=memory,
-            memory_limit_bytes=limits.memory_bytes,
-            pids=pids,
-            pids_limit=limits.pids,
-        )
+        return metrics(usage, limits, started)
 
     @_operation
     def snapshot_usage(self, snapshotter: str, key: str) -> int:
